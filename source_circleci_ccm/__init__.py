@@ -1,0 +1,1 @@
+"""Airbyte source for CircleCI continuous-controls-monitoring evidence."""
