@@ -1,0 +1,201 @@
+"""The rule catalogue: packaged YAML data plus user rules that add to or override it."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import yaml
+
+MATCHER_FIELDS = ("orb", "orb_command", "job_name", "step_name", "step_type", "run", "context")
+PARAMETER_CONDITIONS = ("matches", "not", "present", "equals")
+SCAN_CONTROLS = ("dependency_scanning", "sast", "image_scanning", "secret_scanning", "iac_scanning")
+DERIVED_CONTROLS = ("approval_gate_before_deploy", "tests_before_deploy", "scans_before_deploy")
+DEPLOY = "deploy"
+
+
+@dataclass(frozen=True)
+class Control:
+    id: str
+    title: str
+    description: str
+    frameworks: tuple[dict, ...]
+    scope: str = "pipeline"
+    derived: bool = False
+    internal: bool = False
+
+
+@dataclass
+class Rule:
+    id: str
+    control: str
+    description: str = ""
+    orb: re.Pattern | None = None
+    orb_command: re.Pattern | None = None
+    job_name: re.Pattern | None = None
+    step_name: re.Pattern | None = None
+    step_type: re.Pattern | None = None
+    run: re.Pattern | None = None
+    context: re.Pattern | None = None
+    unless: re.Pattern | None = None
+    parameters: dict[str, dict] = field(default_factory=dict)
+    source: str = "packaged"
+
+    @property
+    def is_step_rule(self) -> bool:
+        """Rules about commands/step names only look at steps."""
+        return bool(self.run or self.step_name or self.step_type)
+
+    @property
+    def is_orb_rule(self) -> bool:
+        return bool(self.orb or self.orb_command)
+
+
+@dataclass
+class Catalogue:
+    version: str
+    controls: dict[str, Control]
+    rules: list[Rule]
+    required_controls: list[str] = field(default_factory=list)
+
+    def frameworks(self, control_id: str) -> list[dict]:
+        control = self.controls.get(control_id)
+        if control is None:
+            raise KeyError(f"unknown control {control_id!r}")
+        return [dict(f) for f in control.frameworks]
+
+    def rules_for(self, control_id: str) -> list[Rule]:
+        return [r for r in self.rules if r.control == control_id]
+
+    def pipeline_controls(self) -> list[str]:
+        return [c.id for c in self.controls.values() if c.scope == "pipeline" and not c.internal]
+
+
+def _compile(rule_id: str, name: str, value: Any) -> re.Pattern | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"rule {rule_id!r}: {name} must be a non-empty regex string")
+    try:
+        return re.compile(value, re.IGNORECASE | re.MULTILINE)
+    except re.error as exc:
+        raise ValueError(f"rule {rule_id!r}: {name} is not a valid regex ({exc})") from None
+
+
+def _parse_parameters(rule_id: str, value: Any) -> dict[str, dict]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"rule {rule_id!r}: parameters must be a mapping of parameter -> condition")
+    parsed: dict[str, dict] = {}
+    for pname, cond in value.items():
+        if isinstance(cond, (str, int, float, bool)):
+            cond = {"equals": cond}
+        if not isinstance(cond, dict) or not cond:
+            raise ValueError(f"rule {rule_id!r}: parameter {pname!r} condition must be a mapping")
+        unknown = set(cond) - set(PARAMETER_CONDITIONS)
+        if unknown:
+            raise ValueError(
+                f"rule {rule_id!r}: parameter {pname!r} has unknown condition(s) {sorted(unknown)}; "
+                f"use {list(PARAMETER_CONDITIONS)}"
+            )
+        out: dict[str, Any] = {}
+        for key in ("matches", "not"):
+            if key in cond:
+                out[key] = _compile(rule_id, f"parameters.{pname}.{key}", str(cond[key]))
+        if "present" in cond:
+            if not isinstance(cond["present"], bool):
+                raise ValueError(f"rule {rule_id!r}: parameters.{pname}.present must be true/false")
+            out["present"] = cond["present"]
+        if "equals" in cond:
+            out["equals"] = str(cond["equals"]).lower()
+        parsed[str(pname)] = out
+    return parsed
+
+
+def build_rule(raw: Any, controls: dict[str, Control], source: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{source} rule must be a mapping, got {type(raw).__name__}")
+    rule_id = raw.get("id")
+    if not isinstance(rule_id, str) or not rule_id.strip():
+        raise ValueError(f"{source} rule is missing a string 'id'")
+    control = raw.get("control")
+    if control not in controls:
+        raise ValueError(
+            f"rule {rule_id!r}: unknown control {control!r}; expected one of {sorted(controls)}"
+        )
+    if controls[control].derived or controls[control].scope != "pipeline":
+        raise ValueError(f"rule {rule_id!r}: control {control!r} is computed, rules cannot target it")
+    allowed = set(MATCHER_FIELDS) | {"id", "control", "description", "unless", "parameters"}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ValueError(f"rule {rule_id!r}: unknown field(s) {sorted(unknown)}")
+    kwargs = {name: _compile(rule_id, name, raw.get(name)) for name in MATCHER_FIELDS}
+    if not any(kwargs.values()):
+        raise ValueError(
+            f"rule {rule_id!r}: needs at least one matcher of {list(MATCHER_FIELDS)}"
+        )
+    return Rule(
+        id=rule_id,
+        control=control,
+        description=str(raw.get("description") or ""),
+        unless=_compile(rule_id, "unless", raw.get("unless")),
+        parameters=_parse_parameters(rule_id, raw.get("parameters")),
+        source=source,
+        **kwargs,
+    )
+
+
+def _packaged_data() -> dict:
+    text = resources.files("source_circleci_ccm.controls").joinpath("catalogue.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def load_catalogue(
+    custom_rules: list[dict] | None = None, required_controls: list[str] | None = None
+) -> Catalogue:
+    """Packaged catalogue plus ``custom_rules`` (same id overrides, new id adds)."""
+    data = _packaged_data()
+    controls: dict[str, Control] = {}
+    for c in data["controls"]:
+        controls[c["id"]] = Control(
+            id=c["id"],
+            title=c.get("title", c["id"]),
+            description=c.get("description", ""),
+            frameworks=tuple(c.get("frameworks") or ()),
+            scope=c.get("scope", "pipeline"),
+            derived=bool(c.get("derived")),
+            internal=bool(c.get("internal")),
+        )
+    rules: dict[str, Rule] = {}
+    for raw in data["rules"]:
+        rule = build_rule(raw, controls, "packaged")
+        rules[rule.id] = rule
+    if custom_rules is not None:
+        if not isinstance(custom_rules, list):
+            raise ValueError("custom rules must be a list of rule mappings")
+        for raw in custom_rules:
+            rule = build_rule(raw, controls, "custom")
+            rules[rule.id] = rule  # same id overrides the packaged rule
+    required = list(required_controls or [])
+    for cid in required:
+        if cid not in controls or controls[cid].internal:
+            raise ValueError(f"required control {cid!r} is not in the catalogue")
+    return Catalogue(
+        version=str(data["version"]), controls=controls, rules=list(rules.values()),
+        required_controls=required,
+    )
+
+
+def load_rules_file(text: str) -> list[dict]:
+    """Read a user rules file: either a list of rules or a mapping with a ``rules`` list."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"rules file is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if isinstance(data, dict):
+        data = data.get("rules")
+    if not isinstance(data, list):
+        raise ValueError("rules file must be a list of rules or a mapping with a 'rules' list")
+    return data

@@ -1,0 +1,256 @@
+"""Turn a parsed CircleCI config into what rules look at.
+
+Only jobs that some workflow invokes are considered.  Each invoked workflow job
+becomes a ``WorkflowJob`` (a node of its workflow's ``requires`` graph) with a
+list of ``Unit``s: the job itself (name, orb job, parameters, contexts) and the
+steps it runs (local ``commands`` expanded, orb commands kept as references).
+Works on source configs (orbs not expanded) and compiled ones (steps inlined).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_COMMAND_DEPTH = 20
+MAX_UNITS_PER_JOB = 5000
+_PARAM_RE = re.compile(r"<<\s*parameters\.([\w-]+)\s*>>")
+_PIPELINE_PARAM_RE = re.compile(r"<<\s*pipeline\.parameters\.([\w-]+)\s*>>")
+
+
+@dataclass
+class Unit:
+    where: str
+    job: str
+    job_key: str
+    is_job: bool = False
+    step: str | None = None
+    step_index: int | None = None
+    step_type: str | None = None
+    orb: str | None = None
+    orb_ref: str | None = None
+    run: str | None = None
+    params: dict = field(default_factory=dict)
+    contexts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WorkflowJob:
+    workflow: str
+    index: int
+    key: str
+    name: str
+    requires: list[str]
+    type: str | None
+    params: dict
+    contexts: list[str]
+    filters: Any
+    defined: bool
+    units: list[Unit] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return f"workflows.{self.workflow}.jobs[{self.index}]"
+
+    @property
+    def is_approval(self) -> bool:
+        return self.type == "approval"
+
+
+@dataclass
+class Workflow:
+    name: str
+    jobs: list[WorkflowJob]
+    scheduled: bool = False
+
+    def resolve(self, ref: str) -> list[WorkflowJob]:
+        exact = [j for j in self.jobs if j.name == ref]
+        if exact:
+            return exact
+        by_key = [j for j in self.jobs if j.key == ref]
+        if by_key:
+            return by_key
+        return [j for j in self.jobs if j.name.startswith(ref + "-")]  # matrix expansions
+
+    def ancestors(self, job: WorkflowJob) -> list[WorkflowJob]:
+        seen: dict[int, WorkflowJob] = {}
+        stack = [job]
+        while stack:
+            current = stack.pop()
+            for ref in current.requires:
+                for parent in self.resolve(ref):
+                    if parent.index not in seen and parent is not job:
+                        seen[parent.index] = parent
+                        stack.append(parent)
+        return list(seen.values())
+
+
+@dataclass
+class ConfigModel:
+    orbs: dict[str, str]
+    workflows: list[Workflow]
+    setup: bool
+
+    def invoked_jobs(self) -> list[WorkflowJob]:
+        return [j for wf in self.workflows for j in wf.jobs]
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def _orb_name(value: Any, alias: str) -> str:
+    if isinstance(value, str):
+        return value.split("@", 1)[0].strip()
+    return f"inline/{alias}"
+
+
+def _defaults(definition: Any) -> dict:
+    params = definition.get("parameters") if isinstance(definition, dict) else None
+    out = {}
+    if isinstance(params, dict):
+        for name, spec in params.items():
+            if isinstance(spec, dict) and "default" in spec:
+                out[str(name)] = spec["default"]
+    return out
+
+
+class _Builder:
+    def __init__(self, data: dict):
+        self.data = data
+        orbs = data.get("orbs") if isinstance(data.get("orbs"), dict) else {}
+        self.orbs = {str(a): _orb_name(v, str(a)) for a, v in orbs.items()}
+        self.jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
+        self.commands = data.get("commands") if isinstance(data.get("commands"), dict) else {}
+        self.pipeline_params = _defaults(data)
+
+    # -- text substitution -------------------------------------------------
+    def _subst(self, text: str, scope: dict) -> str:
+        def param(m: re.Match) -> str:
+            value = scope.get(m.group(1))
+            return m.group(0) if value is None or isinstance(value, (dict, list)) else str(value)
+
+        def pipeline(m: re.Match) -> str:
+            value = self.pipeline_params.get(m.group(1))
+            return m.group(0) if value is None or isinstance(value, (dict, list)) else str(value)
+
+        text = _PARAM_RE.sub(param, text)
+        return _PIPELINE_PARAM_RE.sub(pipeline, text)
+
+    def _orb_of(self, ref: str) -> str | None:
+        alias = ref.split("/", 1)[0]
+        return self.orbs.get(alias)
+
+    # -- steps -------------------------------------------------------------
+    def _steps(self, steps: Any, base: str, wj: WorkflowJob, scope: dict, out: list[Unit], depth: int):
+        if depth > MAX_COMMAND_DEPTH:
+            return
+        for i, step in enumerate(_as_list(steps)):
+            if len(out) >= MAX_UNITS_PER_JOB:
+                return
+            where = f"{base}[{i}]"
+            if isinstance(step, str):
+                name, args = step, {}
+            elif isinstance(step, dict) and len(step) >= 1:
+                name, args = next(iter(step.items()))
+                name = str(name)
+            else:
+                continue
+            common = dict(job=wj.name, job_key=wj.key, contexts=wj.contexts)
+            if name == "run":
+                if isinstance(args, str):
+                    command, step_name = args, None
+                elif isinstance(args, dict):
+                    command, step_name = args.get("command"), args.get("name")
+                else:
+                    continue
+                command = self._subst(str(command or ""), scope)
+                out.append(Unit(where=f"{where}.run", step=self._subst(str(step_name), scope) if step_name else None,
+                                step_index=len(out), step_type="run", run=command, **common))
+            elif name in ("when", "unless") and isinstance(args, dict):
+                self._steps(args.get("steps"), f"{where}.{name}.steps", wj, scope, out, depth + 1)
+            elif name == "steps" and isinstance(args, str):
+                m = _PARAM_RE.fullmatch(args.strip())
+                if m and isinstance(scope.get(m.group(1)), list):
+                    self._steps(scope[m.group(1)], f"{where}.steps", wj, scope, out, depth + 1)
+            elif name in self.commands and isinstance(self.commands[name], dict):
+                definition = self.commands[name]
+                inner = dict(_defaults(definition))
+                if isinstance(args, dict):
+                    inner.update({str(k): self._resolve_value(v, scope) for k, v in args.items()})
+                self._steps(definition.get("steps"), f"commands.{name}.steps", wj, inner, out, depth + 1)
+            elif "/" in name:
+                params = {str(k): self._resolve_value(v, scope) for k, v in args.items()} if isinstance(args, dict) else {}
+                step_name = params.get("name") if isinstance(params.get("name"), str) else None
+                out.append(Unit(where=where, step=step_name, step_index=len(out), step_type="orb_command",
+                                orb=self._orb_of(name), orb_ref=name, params=params, **common))
+            else:
+                step_name = args.get("name") if isinstance(args, dict) and isinstance(args.get("name"), str) else None
+                out.append(Unit(where=where, step=step_name, step_index=len(out), step_type=name, **common))
+
+    def _resolve_value(self, value: Any, scope: dict) -> Any:
+        if isinstance(value, str):
+            m = _PARAM_RE.fullmatch(value.strip())
+            if m and m.group(1) in scope:
+                return scope[m.group(1)]
+            return self._subst(value, scope)
+        return value
+
+    # -- workflows ---------------------------------------------------------
+    def build(self) -> ConfigModel:
+        workflows = []
+        raw_wfs = self.data.get("workflows") if isinstance(self.data.get("workflows"), dict) else {}
+        for wf_name, wf in raw_wfs.items():
+            if not isinstance(wf, dict):
+                continue  # e.g. `version: 2`
+            jobs = []
+            for idx, entry in enumerate(_as_list(wf.get("jobs"))):
+                if isinstance(entry, str):
+                    key, params = entry, {}
+                elif isinstance(entry, dict) and entry:
+                    key, params = next(iter(entry.items()))
+                    params = params if isinstance(params, dict) else {}
+                else:
+                    continue
+                key = str(key)
+                requires = []
+                for r in _as_list(params.get("requires")):
+                    if isinstance(r, dict):
+                        requires.extend(str(k) for k in r)
+                    else:
+                        requires.append(str(r))
+                contexts = [str(c) for c in _as_list(params.get("context"))]
+                extra = {str(k): v for k, v in params.items()
+                         if k not in ("requires", "context", "filters", "type", "matrix", "name")}
+                wj = WorkflowJob(
+                    workflow=str(wf_name), index=idx, key=key, name=str(params.get("name") or key),
+                    requires=requires, type=params.get("type"), params=extra, contexts=contexts,
+                    filters=params.get("filters"), defined=key in self.jobs,
+                )
+                self._units(wj)
+                jobs.append(wj)
+            workflows.append(Workflow(name=str(wf_name), jobs=jobs, scheduled=bool(wf.get("triggers"))))
+        return ConfigModel(orbs=self.orbs, workflows=workflows, setup=bool(self.data.get("setup")))
+
+    def _units(self, wj: WorkflowJob) -> None:
+        if wj.is_approval:
+            wj.units.append(Unit(where=wj.where, job=wj.name, job_key=wj.key, is_job=True,
+                                 params=wj.params, contexts=wj.contexts))
+            return
+        orb = self._orb_of(wj.key) if "/" in wj.key else None
+        wj.units.append(Unit(where=wj.where, job=wj.name, job_key=wj.key, is_job=True,
+                             orb=orb, orb_ref=wj.key if "/" in wj.key else None,
+                             params=wj.params, contexts=wj.contexts))
+        definition = self.jobs.get(wj.key)
+        if isinstance(definition, dict):
+            scope = _defaults(definition)
+            scope.update(wj.params)
+            self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
+
+
+def build_model(data: dict) -> ConfigModel:
+    return _Builder(data).build()

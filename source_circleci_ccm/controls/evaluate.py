@@ -1,0 +1,171 @@
+"""Evaluate a CircleCI config (and optionally its execution) against the catalogue."""
+from __future__ import annotations
+
+from .catalogue import DEPLOY, SCAN_CONTROLS, Catalogue
+from .config_model import ConfigModel, Workflow, WorkflowJob, build_model
+from .execution import apply_execution
+from .matching import match_rule
+from .results import FAIL, NOT_APPLICABLE, PASS, UNKNOWN, ControlResult, evidence
+from .safe_yaml import Unparseable, parse_config
+
+STEP_CONTROLS = SCAN_CONTROLS + ("automated_tests",)
+
+
+def _result(catalogue: Catalogue, control: str, status: str, ev=None, reason: str = "") -> ControlResult:
+    c = catalogue.controls[control]
+    return ControlResult(control=control, status=status, evidence=list(ev or []), reason=reason,
+                         title=c.title, frameworks=catalogue.frameworks(control),
+                         catalogue_version=catalogue.version)
+
+
+def _job_matches(catalogue: Catalogue, wj: WorkflowJob, control: str) -> list[dict]:
+    """Evidence for ``control`` found in one invoked workflow job."""
+    found = []
+    if wj.is_approval:
+        return found
+    for unit in wj.units:
+        for rule in catalogue.rules_for(control):
+            matched = match_rule(rule, unit)
+            if matched is not None:
+                found.append(evidence(unit.where, job=wj.name, step=unit.step, orb=unit.orb or unit.orb_ref,
+                                      rule_id=rule.id, matched=matched, workflow=wj.workflow,
+                                      step_index=unit.step_index))
+                break  # one rule per unit is enough
+    return found
+
+
+def _first_index(ev: list[dict]) -> float:
+    indexes = [e["step_index"] for e in ev if e.get("step_index") is not None]
+    if any(e.get("step_index") is None for e in ev):
+        return float("inf")  # deploy by job name / orb job: the whole job deploys
+    return min(indexes) if indexes else float("inf")
+
+
+def _strip(ev: list[dict]) -> list[dict]:
+    return [{k: v for k, v in e.items() if k != "step_index"} for e in ev]
+
+
+class _Analysis:
+    def __init__(self, catalogue: Catalogue, model: ConfigModel):
+        self.catalogue = catalogue
+        self.model = model
+        self.found: dict[tuple[str, int], dict[str, list[dict]]] = {}
+        for wf in model.workflows:
+            for wj in wf.jobs:
+                self.found[(wf.name, wj.index)] = {
+                    control: _job_matches(catalogue, wj, control) for control in STEP_CONTROLS + (DEPLOY,)
+                }
+
+    def of(self, wj: WorkflowJob, control: str) -> list[dict]:
+        return self.found[(wj.workflow, wj.index)][control]
+
+    def deploy_jobs(self) -> list[tuple[Workflow, WorkflowJob]]:
+        return [(wf, wj) for wf in self.model.workflows for wj in wf.jobs if self.of(wj, DEPLOY)]
+
+    def before(self, wf: Workflow, deploy: WorkflowJob, controls: tuple[str, ...]) -> list[dict]:
+        """Evidence that one of ``controls`` runs before ``deploy`` (ancestor job or earlier step)."""
+        ev = []
+        for ancestor in wf.ancestors(deploy):
+            for control in controls:
+                ev.extend(self.of(ancestor, control))
+        if not ev:
+            limit = _first_index(self.of(deploy, DEPLOY))
+            for control in controls:
+                ev.extend(e for e in self.of(deploy, control)
+                          if e.get("step_index") is not None and e["step_index"] < limit)
+        return ev
+
+
+def _step_control(analysis: _Analysis, control: str) -> ControlResult:
+    ev = [e for wj in analysis.model.invoked_jobs() for e in analysis.of(wj, control)]
+    if ev:
+        return _result(analysis.catalogue, control, PASS, _strip(ev))
+    if analysis.model.setup:
+        return _result(analysis.catalogue, control, UNKNOWN, reason="setup (dynamic) config: the continuation config that runs the jobs is not visible")
+    return _result(analysis.catalogue, control, FAIL, reason="no invoked job matches any rule for this control")
+
+
+def _approval(analysis: _Analysis, deploys) -> ControlResult:
+    cat = analysis.catalogue
+    control = "approval_gate_before_deploy"
+    if not deploys:
+        return _no_deploy(analysis, control)
+    ev = []
+    for wf, dj in deploys:
+        gates = [a for a in wf.ancestors(dj) if a.is_approval]
+        for gate in gates:
+            ev.append(evidence(gate.where, job=dj.name, step=None, orb=None, rule_id="approval.type-approval",
+                               matched=f"{gate.name} (type: approval) -> {dj.name}", workflow=wf.name,
+                               approval_job=gate.name))
+    if ev:
+        return _result(cat, control, PASS, ev)
+    names = ", ".join(sorted({dj.name for _, dj in deploys}))[:200]
+    return _result(cat, control, FAIL, reason=f"no type: approval job on the requires path of any deploy job ({names})")
+
+
+def _no_deploy(analysis: _Analysis, control: str) -> ControlResult:
+    if analysis.model.setup:
+        return _result(analysis.catalogue, control, UNKNOWN, reason="setup (dynamic) config: deploy jobs are not visible")
+    return _result(analysis.catalogue, control, NOT_APPLICABLE, reason="no deploy job found")
+
+
+def _every_deploy(analysis: _Analysis, deploys, control: str, needed: tuple[str, ...], what: str) -> ControlResult:
+    if not deploys:
+        return _no_deploy(analysis, control)
+    ev, missing = [], []
+    for wf, dj in deploys:
+        found = analysis.before(wf, dj, needed)
+        if found:
+            ev.append(dict(_strip(found[:1])[0], deploy_job=dj.name, deploy_where=dj.where))
+        else:
+            missing.append(f"{wf.name}/{dj.name}")
+    if missing:
+        return _result(analysis.catalogue, control, FAIL, ev,
+                       reason=f"deploy job(s) without {what} before them: {', '.join(missing)}"[:300])
+    return _result(analysis.catalogue, control, PASS, ev)
+
+
+def deploy_evidence(analysis: _Analysis) -> list[dict]:
+    return [dict(_strip(analysis.of(dj, DEPLOY)[:1])[0]) for _, dj in analysis.deploy_jobs()]
+
+
+def evaluate_model(catalogue: Catalogue, model: ConfigModel) -> tuple[dict[str, ControlResult], list[dict]]:
+    analysis = _Analysis(catalogue, model)
+    results = {control: _step_control(analysis, control) for control in STEP_CONTROLS}
+    deploys = analysis.deploy_jobs()
+    results["approval_gate_before_deploy"] = _approval(analysis, deploys)
+    results["tests_before_deploy"] = _every_deploy(analysis, deploys, "tests_before_deploy",
+                                                   ("automated_tests",), "a test job")
+    results["scans_before_deploy"] = _every_deploy(analysis, deploys, "scans_before_deploy",
+                                                   SCAN_CONTROLS, "a security scan")
+    return results, deploy_evidence(analysis)
+
+
+def _pipeline_controls(catalogue: Catalogue) -> list[str]:
+    return [c for c in catalogue.pipeline_controls()]
+
+
+def evaluate_config(config_text: str, catalogue: Catalogue, *, executed_jobs: list[dict] | None = None,
+                    executed_steps: dict[int, list[dict]] | None = None,
+                    include_deploy: bool = False) -> dict[str, ControlResult]:
+    """Evaluate every pipeline control for one config.
+
+    Returns ``{control_id: ControlResult}``.  With ``include_deploy`` the
+    internal ``deploy`` detection is returned too (pass = some job deploys).
+    """
+    parsed = parse_config(config_text)
+    if isinstance(parsed, Unparseable):
+        out = {c: _result(catalogue, c, UNKNOWN, reason=f"config could not be parsed: {parsed.reason}")
+               for c in _pipeline_controls(catalogue)}
+        if include_deploy:
+            out[DEPLOY] = _result(catalogue, DEPLOY, UNKNOWN, reason=parsed.reason)
+        return out
+    model = build_model(parsed.data)
+    results, deploy_ev = evaluate_model(catalogue, model)
+    if executed_jobs is not None:
+        apply_execution(results, executed_jobs, executed_steps or {})
+    if include_deploy:
+        results[DEPLOY] = _result(catalogue, DEPLOY, PASS if deploy_ev else NOT_APPLICABLE, deploy_ev,
+                                  reason="" if deploy_ev else "no deploy job found")
+    return {c: results[c] for c in _pipeline_controls(catalogue) if c in results} | (
+        {DEPLOY: results[DEPLOY]} if include_deploy else {})

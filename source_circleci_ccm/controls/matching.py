@@ -1,0 +1,85 @@
+"""Match catalogue rules against config units."""
+from __future__ import annotations
+
+import re
+
+from .catalogue import Rule
+from .config_model import Unit
+
+
+def _line_with(text: str, m: re.Match) -> str:
+    start = text.rfind("\n", 0, m.start()) + 1
+    end = text.find("\n", m.end())
+    return text[start: end if end != -1 else len(text)].strip()
+
+
+def _params_ok(rule: Rule, params: dict) -> bool:
+    for name, cond in rule.parameters.items():
+        present = name in params and params[name] is not None
+        value = str(params.get(name)).lower() if present else None
+        if "present" in cond and cond["present"] != present:
+            return False
+        if "matches" in cond and (not present or not cond["matches"].search(value)):
+            return False
+        if "not" in cond and present and cond["not"].search(value):
+            return False
+        if "equals" in cond and value != cond["equals"]:
+            return False
+    return True
+
+
+def match_rule(rule: Rule, unit: Unit) -> str | None:
+    """Return the matched text when every matcher of ``rule`` matches ``unit``."""
+    if rule.is_step_rule and unit.is_job:
+        return None
+    if not rule.is_step_rule and not rule.is_orb_rule and not unit.is_job:
+        return None  # job-level rule: judged once on the job itself
+    examined: list[str] = []
+    matched: str | None = None
+    if rule.orb:
+        if not unit.orb or not rule.orb.search(unit.orb):
+            return None
+        matched = unit.orb_ref or unit.orb
+    if rule.orb_command:
+        if not unit.orb_ref:
+            return None
+        candidates = [unit.orb_ref]
+        if unit.orb:
+            candidates.append(f"{unit.orb}/{unit.orb_ref.split('/', 1)[-1]}")
+        if not any(rule.orb_command.search(c) for c in candidates):
+            return None
+        matched = unit.orb_ref
+    if rule.job_name:
+        names = [n for n in {unit.job, unit.job_key} if n]
+        hit = next((n for n in names if rule.job_name.search(n)), None)
+        if hit is None:
+            return None
+        examined.extend(names)
+        matched = matched or hit
+    if rule.step_type:
+        if not unit.step_type or not rule.step_type.search(unit.step_type):
+            return None
+        matched = matched or unit.step_type
+    if rule.step_name:
+        if not unit.step or not rule.step_name.search(unit.step):
+            return None
+        examined.append(unit.step)
+        matched = unit.step
+    if rule.run:
+        if not unit.run:
+            return None
+        m = rule.run.search(unit.run)
+        if not m:
+            return None
+        examined.append(unit.run)
+        matched = _line_with(unit.run, m)
+    if rule.context:
+        hit = next((c for c in unit.contexts if rule.context.search(c)), None)
+        if hit is None:
+            return None
+        matched = matched or f"context {hit}"
+    if rule.parameters and not _params_ok(rule, unit.params):
+        return None
+    if rule.unless and any(rule.unless.search(t) for t in examined):
+        return None
+    return matched or unit.where
