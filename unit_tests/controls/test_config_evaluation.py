@@ -1,0 +1,216 @@
+"""Behaviour of evaluate_config on source-form configs."""
+import textwrap
+
+from source_circleci_ccm.controls import evaluate_config
+
+
+def run(cfg, catalogue, **kw):
+    return evaluate_config(textwrap.dedent(cfg), catalogue, **kw)
+
+
+def test_imported_but_unused_orb_is_not_evidence(catalogue):
+    r = run("""
+        version: 2.1
+        orbs:
+          snyk: snyk/snyk@1.7.0
+        jobs:
+          build:
+            docker: [{image: cimg/base:current}]
+            steps: [checkout, {run: make}]
+        workflows:
+          main:
+            jobs: [build]
+        """, catalogue)
+    assert r["dependency_scanning"].status == "fail"
+
+
+def test_orb_command_step_is_evidence_with_orb_and_path(catalogue):
+    r = run("""
+        version: 2.1
+        orbs:
+          snyk: snyk/snyk@1.7.0
+        jobs:
+          scan:
+            docker: [{image: cimg/base:current}]
+            steps:
+              - checkout
+              - snyk/scan:
+                  severity-threshold: high
+        workflows:
+          main:
+            jobs: [scan]
+        """, catalogue)
+    result = r["dependency_scanning"]
+    assert result.status == "pass"
+    ev = result.evidence[0]
+    assert ev["where"] == "jobs.scan.steps[1]"
+    assert ev["orb"] == "snyk/snyk" and ev["rule_id"] == "sca.snyk-orb" and ev["job"] == "scan"
+
+
+def test_orb_job_invoked_in_workflow_is_evidence(catalogue):
+    r = run("""
+        version: 2.1
+        orbs:
+          sonarcloud: sonarsource/sonarcloud@2.0.0
+        workflows:
+          main:
+            jobs:
+              - sonarcloud/scan
+        """, catalogue)
+    assert r["sast"].status == "pass"
+    assert r["sast"].evidence[0]["where"] == "workflows.main.jobs[0]"
+
+
+def test_job_defined_but_not_in_any_workflow_does_not_count(catalogue):
+    r = run("""
+        version: 2.1
+        jobs:
+          audit:
+            docker: [{image: node:20}]
+            steps: [{run: npm audit --audit-level=high}]
+          build:
+            docker: [{image: node:20}]
+            steps: [{run: npm ci}]
+        workflows:
+          main:
+            jobs: [build]
+        """, catalogue)
+    assert r["dependency_scanning"].status == "fail"
+
+
+def test_npm_ci_no_audit_is_not_a_scan(catalogue):
+    r = run("""
+        version: 2.1
+        jobs:
+          build:
+            docker: [{image: node:20}]
+            steps: [{run: npm ci --no-audit}]
+        workflows:
+          main: {jobs: [build]}
+        """, catalogue)
+    assert r["dependency_scanning"].status == "fail"
+
+
+def test_plain_linter_is_not_sast(catalogue):
+    r = run("""
+        version: 2.1
+        jobs:
+          lint:
+            docker: [{image: node:20}]
+            steps: [{run: npx eslint . && golangci-lint run && rubocop}]
+        workflows:
+          main: {jobs: [lint]}
+        """, catalogue)
+    assert r["sast"].status == "fail"
+
+
+def test_local_command_is_expanded_with_its_path(catalogue):
+    r = run("""
+        version: 2.1
+        commands:
+          security:
+            steps:
+              - run: {name: Bandit, command: bandit -r src}
+        jobs:
+          build:
+            docker: [{image: python:3.12}]
+            steps: [checkout, security]
+        workflows:
+          main: {jobs: [build]}
+        """, catalogue)
+    assert r["sast"].status == "pass"
+    assert r["sast"].evidence[0]["where"] == "commands.security.steps[0].run"
+    assert r["sast"].evidence[0]["job"] == "build"
+
+
+def test_yaml_anchors_and_merge_keys_are_supported(catalogue):
+    r = run("""
+        version: 2.1
+        defaults: &defaults
+          docker: [{image: python:3.12}]
+        test_step: &test_step
+          run: {name: Unit tests, command: pytest -q}
+        jobs:
+          test:
+            <<: *defaults
+            steps: [checkout, *test_step]
+        workflows:
+          main: {jobs: [test]}
+        """, catalogue)
+    assert r["automated_tests"].status == "pass"
+
+
+def test_prodsec_security_scans_iac_disabled_turns_off_iac_only(catalogue):
+    r = run("""
+        version: 2.1
+        orbs:
+          prodsec: snyk/prodsec-orb@1
+        jobs:
+          scans:
+            docker: [{image: cimg/base:current}]
+            steps:
+              - prodsec/security_scans:
+                  iac-scan: disabled
+        workflows:
+          main: {jobs: [scans]}
+        """, catalogue)
+    assert r["dependency_scanning"].status == "pass"
+    assert r["sast"].status == "pass"
+    assert r["iac_scanning"].status == "fail"
+
+
+def test_scheduled_security_workflow_counts_for_scan_controls(catalogue):
+    r = run("""
+        version: 2.1
+        jobs:
+          audit:
+            docker: [{image: node:20}]
+            steps: [{run: npm audit --audit-level=high}]
+        workflows:
+          nightly:
+            triggers:
+              - schedule: {cron: "0 0 * * *", filters: {branches: {only: [main]}}}
+            jobs: [audit]
+        """, catalogue)
+    assert r["dependency_scanning"].status == "pass"
+
+
+def test_setup_config_scans_are_unknown(catalogue):
+    r = run("""
+        version: 2.1
+        setup: true
+        orbs:
+          continuation: circleci/continuation@1
+        workflows:
+          setup:
+            jobs:
+              - continuation/continue: {configuration_path: .circleci/main.yml}
+        """, catalogue)
+    assert r["sast"].status == "unknown"
+    assert "setup" in r["sast"].reason
+
+
+def test_results_carry_frameworks_and_catalogue_version(catalogue):
+    r = run("""
+        version: 2.1
+        jobs:
+          build: {docker: [{image: x}], steps: [{run: gitleaks detect}]}
+        workflows:
+          main: {jobs: [build]}
+        """, catalogue)
+    result = r["secret_scanning"]
+    assert result.catalogue_version == catalogue.version
+    assert {"framework": "ISO/IEC 27001:2022", "id": "A.5.17"}.items() <= result.frameworks[2].items()
+    assert catalogue.frameworks("secret_scanning") == result.frameworks
+
+
+def test_matched_text_is_trimmed(catalogue):
+    long_cmd = "semgrep ci " + "--exclude x " * 100
+    r = run(f"""
+        version: 2.1
+        jobs:
+          build: {{docker: [{{image: x}}], steps: [{{run: "{long_cmd}"}}]}}
+        workflows:
+          main: {{jobs: [build]}}
+        """, catalogue)
+    assert len(r["sast"].evidence[0]["matched"]) <= 200
