@@ -214,3 +214,27 @@ def test_matched_text_is_trimmed(catalogue):
           main: {{jobs: [build]}}
         """, catalogue)
     assert len(r["sast"].evidence[0]["matched"]) <= 200
+
+
+def test_compiled_config_with_expanded_orb_steps_is_recognised(catalogue):
+    r = run("""
+        version: 2
+        jobs:
+          sonarcloud/scan:
+            docker: [{image: cimg/openjdk:17.0}]
+            steps:
+              - run: {name: SonarCloud, command: "sonar-scanner -Dsonar.host.url=https://sonarcloud.io"}
+          grype/scan-image:
+            docker: [{image: cimg/base:current}]
+            steps:
+              - run: {name: Scan image, command: "grype docker:myorg/app:latest --fail-on high"}
+        workflows:
+          version: 2
+          main:
+            jobs:
+              - sonarcloud/scan
+              - grype/scan-image: {requires: [sonarcloud/scan]}
+        """, catalogue)
+    assert r["sast"].status == "pass"
+    assert r["sast"].evidence[0]["where"] == "jobs.sonarcloud/scan.steps[0].run"
+    assert r["image_scanning"].status == "pass"
