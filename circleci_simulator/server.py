@@ -1,0 +1,533 @@
+"""HTTP front of the simulator: routing, pagination, auth, latency, rate limit and fault injection."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .model import World
+from .settings import Faults, SimulatorSettings
+
+PROVIDERS = {"gh": "gh", "github": "gh", "bb": "bb", "bitbucket": "bb", "circleci": "circleci"}
+
+HTML_PAGES = {
+    500: b"<html><head><title>500 Internal Server Error</title></head><body><h1>500 Internal Server Error</h1></body></html>",
+    502: b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+    503: b"<html><head><title>503 Service Temporarily Unavailable</title></head><body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>",
+}
+
+
+def _j(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class ApiError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+
+class Simulator:
+    def __init__(self, settings: SimulatorSettings | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.settings = settings or SimulatorSettings.preset("tiny")
+        self.world = World(self.settings)
+        self.host = host
+        self.port = port
+        self._faults = self.settings.faults or Faults()
+        self._log_lock = threading.Lock()
+        self._log = []
+        self._attempts = Counter()
+        self._faulted = set()
+        self._cache = {}
+        self._cache_version = -1
+        self._secret = hashlib.sha256(f"sim-{self.settings.seed}".encode()).hexdigest()[:16]
+        self._rl_lock = threading.Lock()
+        self._rl_tokens = float(self.settings.rate_limit_rps)
+        self._rl_last = time.monotonic()
+        self._httpd = None
+        self._thread = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self):
+        if self._httpd:
+            return self
+        sim = self
+
+        class Handler(_Handler):
+            simulator = sim
+
+        self._httpd = _Server((self.host, self.port), Handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="circleci-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def base_url(self):
+        return f"http://{self.host}:{self.port}/api"
+
+    @property
+    def token(self):
+        return self.settings.token
+
+    # ------------------------------------------------------------ public API
+    def truth(self):
+        return self.world.truth(self.settings.collaborations_vcs_key)
+
+    def request_log(self):
+        with self._log_lock:
+            return [dict(e) for e in self._log]
+
+    def reset_request_log(self):
+        with self._log_lock:
+            self._log = []
+            self._attempts = Counter()
+
+    def add_activity(self, pipelines=5):
+        return self.world.add_activity(pipelines)
+
+    def finish_running(self):
+        return self.world.finish_running()
+
+    def set_faults(self, faults: Faults):
+        with self._log_lock:
+            self._faults = faults or Faults()
+            self._faulted = set()
+
+    @property
+    def faults(self):
+        return self._faults
+
+    def stats(self):
+        with self._log_lock:
+            paths = Counter((e["method"], e["path"]) for e in self._log)
+            return {"requests": len(self._log), "distinct_urls": len(paths),
+                    "duplicates": len(self._log) - len(paths),
+                    "by_status": dict(Counter(str(e["status"]) for e in self._log))}
+
+    # ------------------------------------------------------------ internals
+    def _register(self, method, path):
+        with self._log_lock:
+            key = (method, path)
+            self._attempts[key] += 1
+            entry = {"method": method, "path": path, "status": None, "attempt": self._attempts[key]}
+            self._log.append(entry)
+            return entry
+
+    def _rate_limit(self):
+        rps = self.settings.rate_limit_rps
+        if not rps or rps <= 0:
+            return None, []
+        cap = max(1.0, float(rps))
+        with self._rl_lock:
+            now = time.monotonic()
+            self._rl_tokens = min(cap, self._rl_tokens + (now - self._rl_last) * rps)
+            self._rl_last = now
+            if self._rl_tokens >= 1.0:
+                self._rl_tokens -= 1.0
+                reset = math.ceil((cap - self._rl_tokens) / rps)
+                return None, [("RateLimit-Limit", str(int(cap))), ("RateLimit-Remaining", str(int(self._rl_tokens))),
+                              ("RateLimit-Reset", str(reset)), ("X-RateLimit-Limit", str(int(cap))),
+                              ("X-RateLimit-Remaining", str(int(self._rl_tokens))), ("X-RateLimit-Reset", str(reset))]
+            wait = max(1, math.ceil((1.0 - self._rl_tokens) / rps))
+            return wait, [("Retry-After", str(wait)), ("RateLimit-Limit", str(int(cap))), ("RateLimit-Remaining", "0"),
+                          ("RateLimit-Reset", str(wait)), ("X-RateLimit-Limit", str(int(cap))),
+                          ("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", str(wait))]
+
+    def _decide_fault(self, method, path, attempt, has_page_token):
+        f = self._faults
+        if f.stale_page_token_status and has_page_token:
+            return ("stale", f.stale_page_token_status, 0.0)
+        rates = [("5xx", f.error_5xx_rate), ("html", f.html_error_rate), ("reset", f.reset_rate),
+                 ("slow", f.slow_rate), ("truncated", f.truncated_rate), ("non_json", f.non_json_rate),
+                 ("throttle", f.throttle_rate)]
+        if not any(r > 0 for _, r in rates):
+            return None
+        with self._log_lock:
+            if f.fail_first_attempt_only and (method, path) in self._faulted:
+                return None
+        h = hashlib.sha256(f"{f.seed}|{method}|{path}|{attempt}".encode()).digest()
+        u = int.from_bytes(h[:7], "big") / float(1 << 56)
+        v = int.from_bytes(h[7:14], "big") / float(1 << 56)
+        acc = 0.0
+        for kind, rate in rates:
+            acc += max(0.0, rate)
+            if u < acc:
+                with self._log_lock:
+                    self._faulted.add((method, path))
+                return (kind, None, v)
+        return None
+
+    # page tokens
+    def _token(self, key, offset, last_id):
+        c = hashlib.sha256(f"{self._secret}|{key}|{offset}|{last_id}".encode()).hexdigest()[:12]
+        raw = _j({"k": hashlib.sha1(key.encode()).hexdigest()[:8], "o": offset, "a": last_id, "c": c})
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def _parse_token(self, key, token):
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            d = json.loads(raw)
+            offset, last_id = int(d["o"]), d["a"]
+            ok = (d["k"] == hashlib.sha1(key.encode()).hexdigest()[:8] and
+                  d["c"] == hashlib.sha256(f"{self._secret}|{key}|{offset}|{last_id}".encode()).hexdigest()[:12])
+        except Exception:
+            ok = False
+        if not ok:
+            raise ApiError(400, "Invalid page-token.")
+        return offset, last_id
+
+    def _cached(self, key, build):
+        w = self.world
+        with w.lock:
+            if self._cache_version != w.version:
+                self._cache = {}
+                self._cache_version = w.version
+            hit = self._cache.get(key)
+            if hit is None:
+                hit = build()
+                self._cache[key] = hit
+            return hit
+
+    def _page(self, key, build_items, token):
+        """build_items -> list of (id, dict). Returns page bytes."""
+        listing = self._cached(("list", key), lambda: _Listing(build_items()))
+        offset = 0
+        if token:
+            offset, last_id = self._parse_token(key, token)
+            pos = listing.pos.get(last_id)
+            if pos is not None:
+                offset = pos + 1
+
+        def render():
+            ps = self.settings.page_size
+            chunk = listing.items[offset:offset + ps]
+            nxt = None
+            if offset + ps < len(listing.items):
+                nxt = self._token(key, offset + ps, listing.items[offset + ps - 1][0])
+            return _j({"items": [d for _, d in chunk], "next_page_token": nxt})
+
+        return self._cached(("page", key, offset), render)
+
+    # routing
+    def route(self, method, raw_path, headers):
+        split = urlsplit(raw_path)
+        q = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        path = unquote(split.path)
+        if headers.get("Circle-Token") != self.settings.token:
+            raise ApiError(401, "You must log in first.")
+        if method != "GET":
+            raise ApiError(405, "Method not allowed")
+        segs = [s for s in path[len("/api/"):].split("/") if s != ""]
+        token = q.get("page-token") or None
+        w = self.world
+        if not segs:
+            raise ApiError(404, "Not found")
+        if segs[0] == "v1.1":
+            return self._v1(segs[1:])
+        if segs[0] != "v2":
+            raise ApiError(404, "Not found")
+        s = segs[1:]
+        if s == ["me"]:
+            return _j(w.me)
+        if s == ["me", "collaborations"]:
+            return self._cached(("collabs",), lambda: _j([o.collab(self.settings.collaborations_vcs_key) for o in w.orgs]))
+        if s == ["pipeline"]:
+            org = self._org(q.get("org-slug"))
+            return self._page(f"org/{org.id}", lambda: [(p.id, p.d) for p in w.org_pipelines(org)], token)
+        if len(s) == 3 and s[0] == "pipeline" and s[2] in ("workflow", "config"):
+            p = w.pipelines_by_id.get(s[1])
+            if p is None:
+                raise ApiError(404, "Pipeline not found")
+            self._check_pipeline(p)
+            if s[2] == "config":
+                return self._cached(("config", p.id), lambda: _j(w.config_api(p)))
+            return self._page(f"wf/{p.id}", lambda: [(wf.id, wf.api()) for wf in p.workflows], token)
+        if len(s) == 2 and s[0] == "pipeline":
+            p = w.pipelines_by_id.get(s[1])
+            if p is None:
+                raise ApiError(404, "Pipeline not found")
+            if p.project.restricted:
+                raise ApiError(403, "Permission denied")
+            return _j(p.d)
+        if len(s) in (2, 3) and s[0] == "workflow":
+            wf = w.workflows_by_id.get(s[1])
+            if wf is None:
+                raise ApiError(404, "Workflow not found")
+            self._check_pipeline(wf.pipeline)
+            if len(s) == 2:
+                return self._cached(("wfone", wf.id), lambda: _j(wf.api()))
+            if s[2] != "job":
+                raise ApiError(404, "Not found")
+            return self._page(f"jobs/{wf.id}", lambda: [(j.id, j.api()) for j in wf.jobs], token)
+        if s == ["context"]:
+            org = None
+            if q.get("owner-id"):
+                org = w.orgs_by_id.get(q["owner-id"])
+            elif q.get("owner-slug"):
+                org = self._org(q["owner-slug"], strict=False)
+            else:
+                raise ApiError(400, "owner-id or owner-slug is required")
+            if org is None:
+                raise ApiError(404, "Organization not found")
+            return self._page(f"ctx/{org.id}", lambda: [(c["api"]["id"], c["api"]) for c in org.contexts], token)
+        if len(s) == 3 and s[0] == "context":
+            c = w.contexts_by_id.get(s[1])
+            if c is None:
+                raise ApiError(404, "Context not found")
+            if s[2] == "environment-variable":
+                return self._page(f"ctxenv/{s[1]}", lambda: [(e["variable"], e) for e in c["envs"]], token)
+            if s[2] == "restrictions":
+                return self._page(f"ctxres/{s[1]}", lambda: [(r["id"], r) for r in c["restrictions"]], token)
+            raise ApiError(404, "Not found")
+        if len(s) == 2 and s[0] == "context":
+            c = w.contexts_by_id.get(s[1])
+            if c is None:
+                raise ApiError(404, "Context not found")
+            return _j(c["api"])
+        if len(s) == 2 and s[0] == "user":
+            u = w.users_by_id.get(s[1])
+            if u is None:
+                raise ApiError(404, "User not found")
+            return _j(u)
+        if s and s[0] == "project" and len(s) >= 4:
+            return self._project_route(s[1:4], s[4:], q, token)
+        raise ApiError(404, "Not found")
+
+    def _org(self, slug, strict=True):
+        if not slug:
+            raise ApiError(400, "org-slug is required")
+        parts = slug.split("/")
+        if len(parts) == 2 and parts[0].lower() in PROVIDERS:
+            slug = f"{PROVIDERS[parts[0].lower()]}/{parts[1]}"
+        org = self.world.orgs_by_slug.get(slug.lower())
+        if org is None:
+            raise ApiError(404, "Organization not found")
+        return org
+
+    def _project(self, three):
+        prov = PROVIDERS.get(three[0].lower())
+        if prov is None:
+            raise ApiError(404, "Project not found")
+        proj = self.world.projects_by_slug.get(f"{prov}/{three[1]}/{three[2]}".lower())
+        if proj is None:
+            raise ApiError(404, "Project not found")
+        if proj.restricted:
+            raise ApiError(403, "Permission denied")
+        return proj
+
+    def _check_pipeline(self, p):
+        if p.project.restricted:
+            raise ApiError(403, "Permission denied")
+        if p.aged:
+            raise ApiError(404, "Not found")
+
+    def _project_route(self, three, rest, q, token):
+        w = self.world
+        proj = self._project(three)
+        if not rest:
+            return self._cached(("proj", proj.id), lambda: _j(proj.api()))
+        if rest == ["pipeline"]:
+            branch = q.get("branch") or None
+            return self._page(f"proj/{proj.id}/{branch}",
+                              lambda: [(p.id, p.d) for p in w.project_pipelines(proj, branch)], token)
+        if rest == ["settings"]:
+            if proj.settings_unavailable:
+                raise ApiError(404, "Not found")
+            return _j(proj.settings)
+        if rest == ["envvar"]:
+            return self._page(f"envvar/{proj.id}", lambda: [(e["name"], e) for e in proj.envvars], token)
+        if rest == ["checkout-key"]:
+            return self._page(f"ckey/{proj.id}", lambda: [(k["fingerprint"], k) for k in proj.checkout_keys], token)
+        if len(rest) == 2 and rest[0] == "job":
+            job = self._job(proj, rest[1])
+            return self._cached(("jobdetail", job.id), lambda: _j(w.job_details(job)))
+        raise ApiError(404, "Not found")
+
+    def _job(self, proj, num):
+        try:
+            n = int(num)
+        except ValueError:
+            raise ApiError(404, "Job not found")
+        job = proj.jobs_by_number.get(n)
+        if job is None or job.type != "build":
+            raise ApiError(404, "Job not found")
+        return job
+
+    def _v1(self, s):
+        if len(s) != 5 or s[0] != "project":
+            raise ApiError(404, "Not found")
+        proj = self._project(s[1:4])
+        job = self._job(proj, s[4])
+        if job.status == "running":
+            return _j(self.world.v1_build(job))
+        return self._cached(("v1", job.id), lambda: _j(self.world.v1_build(job)))
+
+
+class _Listing:
+    __slots__ = ("items", "pos")
+
+    def __init__(self, items):
+        self.items = items
+        self.pos = {k: i for i, (k, _) in enumerate(items)}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "CircleCISimulator/1.0"
+    sys_version = ""
+    simulator: Simulator = None
+
+    def log_message(self, format, *args):  # silence
+        pass
+
+    def do_GET(self):
+        self._handle("GET")
+
+    def do_POST(self):
+        self._handle("POST")
+
+    def do_DELETE(self):
+        self._handle("DELETE")
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def _send(self, status, body, ctype="application/json", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self, method):
+        sim = self.simulator
+        try:
+            body = self._body()
+            path = urlsplit(self.path).path
+            if path.startswith("/_sim/"):
+                return self._admin(method, path, body)
+            if not path.startswith("/api/"):
+                return self._send(404, _j({"message": "Not found"}))
+            entry = sim._register(method, self.path)
+            lat = sim.settings.latency_ms
+            if lat:
+                time.sleep(lat / 1000.0)
+            wait, rl_headers = sim._rate_limit()
+            if wait is not None:
+                entry["status"] = 429
+                return self._send(429, _j({"message": "Rate limit exceeded."}), headers=rl_headers)
+            q = parse_qs(urlsplit(self.path).query)
+            fault = sim._decide_fault(method, self.path, entry["attempt"], bool(q.get("page-token")))
+            if fault:
+                kind, status, v = fault
+                if kind == "stale":
+                    entry["status"] = status
+                    msg = "Invalid page-token." if status == 400 else "Not found"
+                    return self._send(status, _j({"message": msg}), headers=rl_headers)
+                if kind in ("5xx", "html"):
+                    code = (500, 502, 503)[int(v * 3) % 3]
+                    entry["status"] = code
+                    if kind == "html" or v * 6 % 1 < 0.5:
+                        return self._send(code, HTML_PAGES[code], "text/html")
+                    return self._send(code, _j({"message": "Internal Server Error"}))
+                if kind == "reset":
+                    entry["status"] = 0
+                    self.close_connection = True
+                    try:
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    except OSError:
+                        pass
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    return
+                if kind == "throttle":
+                    entry["status"] = 429
+                    mode = sim.faults.retry_after_mode
+                    hdrs = [("Retry-After", "1")] if mode == "seconds" else ([("RateLimit-Reset", "1")] if mode == "reset-only" else [])
+                    return self._send(429, _j({"message": "Rate limit exceeded."}), headers=hdrs)
+                if kind == "slow":
+                    time.sleep(sim.faults.slow_seconds)
+                if kind == "non_json":
+                    entry["status"] = 200
+                    return self._send(200, b"<html><body><h1>CircleCI</h1><p>Something went wrong.</p></body></html>",
+                                      "text/html", headers=rl_headers)
+            try:
+                payload = sim.route(method, self.path, self.headers)
+                status = 200
+            except ApiError as e:
+                status, payload = e.status, _j({"message": e.message})
+            if fault and fault[0] == "truncated" and status == 200:
+                payload = payload[: max(1, len(payload) // 2)]
+            entry["status"] = status
+            self._send(status, payload, headers=rl_headers)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
+        except Exception as e:  # never kill the server thread silently
+            try:
+                self._send(500, _j({"message": f"simulator error: {type(e).__name__}: {e}"}))
+            except Exception:
+                self.close_connection = True
+
+    def _admin(self, method, path, body):
+        sim = self.simulator
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            return self._send(400, _j({"message": "invalid JSON"}))
+        if method == "GET" and path == "/_sim/truth":
+            return self._send(200, _j(sim.truth()))
+        if method == "GET" and path == "/_sim/requests":
+            return self._send(200, _j(sim.request_log()))
+        if method == "GET" and path == "/_sim/stats":
+            return self._send(200, _j(sim.stats()))
+        if method == "GET" and path == "/_sim/faults":
+            return self._send(200, _j(sim.faults.to_dict()))
+        if method == "POST" and path == "/_sim/reset_requests":
+            sim.reset_request_log()
+            return self._send(200, _j({"ok": True}))
+        if method == "POST" and path == "/_sim/activity":
+            ids = sim.add_activity(int(data.get("pipelines", 5)))
+            return self._send(200, _j({"ok": True, "pipeline_ids": ids}))
+        if method == "POST" and path == "/_sim/finish":
+            n = sim.finish_running()
+            return self._send(200, _j({"ok": True, "finished_workflows": n}))
+        if method == "POST" and path == "/_sim/faults":
+            try:
+                sim.set_faults(Faults.from_dict(data))
+            except (TypeError, ValueError) as e:
+                return self._send(400, _j({"message": str(e)}))
+            return self._send(200, _j({"ok": True}))
+        return self._send(404, _j({"message": "Not found"}))
