@@ -408,6 +408,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # silence
         pass
 
+    def setup(self):
+        super().setup()
+        try:  # headers and body go out in one write anyway; avoid Nagle/delayed-ACK stalls
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
     def do_GET(self):
         self._handle("GET")
 
@@ -427,8 +434,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for k, v in headers:
             self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+        self._headers_buffer.append(b"\r\n")
+        self._headers_buffer.append(body)
+        self.flush_headers()
 
     def _handle(self, method):
         sim = self.simulator
