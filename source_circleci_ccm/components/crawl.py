@@ -1,0 +1,199 @@
+"""The walk over CircleCI activity that every activity stream shares: organisations, feeds of pipelines,
+their workflows and jobs.
+
+Each list is fetched once per sync (the session shares answers between streams) and the per-pipeline
+and per-workflow reads fan out over a worker pool, so a stream three levels down does not wait for
+its ancestors one request at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, TypeVar
+
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.requesters.requester import Requester
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_circleci_ccm.components.progress import parse_time
+from source_circleci_ccm.components.skips import SkipReporter
+from source_circleci_ccm.config import org_slug_of_project
+
+TERMINAL_WORKFLOW_STATUSES = frozenset({"success", "failed", "error", "canceled", "not_run", "unauthorized"})
+# A pipeline in one of these states may still get workflows.
+UNSETTLED_PIPELINE_STATES = frozenset({"setup-pending", "setup", "pending"})
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Organization:
+    slug: str
+    id: Optional[str]
+    name: Optional[str]
+
+
+@dataclass(frozen=True)
+class Feed:
+    """Where pipelines are listed, newest first: an organisation, or one project when `project_slugs` is set."""
+
+    key: str
+    org_slug: str
+    path: str
+    org_slug_param: str  # the `org-slug` query parameter, empty for a project feed
+
+
+def is_terminal(workflow: Mapping[str, Any]) -> bool:
+    return workflow.get("status") in TERMINAL_WORKFLOW_STATUSES
+
+
+def has_unfinished_work(pipeline: Mapping[str, Any], workflows: Optional[list[dict[str, Any]]]) -> bool:
+    if workflows is None:  # unreadable (restricted or aged out): nothing will change that we could see
+        return False
+    if not workflows:
+        return pipeline.get("state") in UNSETTLED_PIPELINE_STATES
+    return not all(is_terminal(workflow) for workflow in workflows)
+
+
+def next_page_token(body: Any, seen_tokens: set[str], stop_below: Optional[float] = None) -> Optional[str]:
+    """The token of the next page, or None: no token, a token already followed (no loops), or
+    (newest-first lists) the page already reaches below `stop_below`."""
+    if not isinstance(body, Mapping):
+        return None
+    token = body.get("next_page_token")
+    if not token or not isinstance(token, str) or token in seen_tokens:
+        return None
+    if stop_below is not None:
+        items = body.get("items") or []
+        oldest = parse_time(items[-1].get("created_at")) if items and isinstance(items[-1], Mapping) else None
+        if oldest is not None and oldest < stop_below:
+            return None
+    return token
+
+
+def page_items(body: Any) -> Iterator[dict[str, Any]]:
+    items = body.get("items") if isinstance(body, Mapping) else None
+    return (item for item in items or [] if isinstance(item, dict))
+
+
+class CircleCIApi:
+    """JSON GETs sent through the manifest's requester, so they get the same auth, retries and error handling as every stream."""
+
+    def __init__(self, requester: Requester) -> None:
+        self._requester = requester
+
+    def get(self, path: str, params: Optional[Mapping[str, str]] = None) -> Any:
+        """The parsed body, or None when CircleCI answered 400/403/404 (the session has already warned)."""
+        # Relative to url_base (…/api): a leading slash would make urljoin drop the /api prefix.
+        response = self._requester.send_request(path=path.lstrip("/"), request_params=dict(params or {}))
+        if response is None or not response.ok:
+            return None
+        return response.json()
+
+    def items(self, path: str, params: Optional[Mapping[str, str]] = None, stop_below: Optional[float] = None) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated list, following `next_page_token`."""
+        seen: set[str] = set()
+        query = dict(params or {})
+        while True:
+            body = self.get(path, query)
+            yield from page_items(body)
+            token = next_page_token(body, seen, stop_below)
+            if token is None:
+                return
+            seen.add(token)
+            query = {**dict(params or {}), "page-token": token}
+
+
+class ActivityCrawl:
+    def __init__(self, api: CircleCIApi, config: Mapping[str, Any], workers: int, skips: SkipReporter) -> None:
+        self._api = api
+        self._skips = skips
+        self._config = config
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="circleci-fanout")
+        self._lock = threading.Lock()
+        self._organizations: Optional[list[Organization]] = None
+
+    # --- organisations and feeds ----------------------------------------------------------------------
+    def collaborations(self) -> list[dict[str, Any]]:
+        body = self._api.get("/v2/me/collaborations")
+        return [normalize_collaboration(item) for item in body or [] if isinstance(item, dict)]
+
+    def organizations(self) -> list[Organization]:
+        with self._lock:
+            if self._organizations is None:
+                self._organizations = self._resolve_organizations()
+            return self._organizations
+
+    def _resolve_organizations(self) -> list[Organization]:
+        visible = {item.get("slug"): item for item in self.collaborations()}
+        wanted = list(self._config.get("org_slugs") or [])
+        for project_slug in self._config.get("project_slugs") or []:
+            org = org_slug_of_project(project_slug)
+            if org not in wanted:
+                wanted.append(org)
+        if not wanted:
+            wanted = [slug for slug in visible if slug]
+        unknown = [slug for slug in wanted if slug not in visible]
+        if unknown and self._config.get("org_slugs") and any(s in self._config["org_slugs"] for s in unknown):
+            known = ", ".join(sorted(s for s in visible if s)) or "none"
+            raise AirbyteTracedException(
+                message=(
+                    f"org_slugs names organisations the token cannot see: {', '.join(unknown)}. "
+                    f"Organisations visible to this token: {known}. Fix the slug or add the token's account to the organisation."
+                ),
+                failure_type=FailureType.config_error,
+            )
+        return [
+            Organization(slug=slug, id=visible.get(slug, {}).get("id"), name=visible.get(slug, {}).get("name"))
+            for slug in wanted
+        ]
+
+    def feeds(self) -> list[Feed]:
+        projects = self._config.get("project_slugs") or []
+        if projects:
+            return [
+                Feed(key=slug, org_slug=org_slug_of_project(slug), path=f"/v2/project/{slug}/pipeline", org_slug_param="")
+                for slug in projects
+            ]
+        return [Feed(key=org.slug, org_slug=org.slug, path="/v2/pipeline", org_slug_param=org.slug) for org in self.organizations()]
+
+    # --- activity ---------------------------------------------------------------------------------------
+    def pipelines(self, feed: Feed, stop_below: Optional[float]) -> list[dict[str, Any]]:
+        params = {"org-slug": feed.org_slug_param} if feed.org_slug_param else {}
+        pipelines = list(self._api.items(feed.path, params, stop_below=stop_below))
+        self._skips.note_pipelines(pipelines)
+        return pipelines
+
+    def workflows(self, pipeline_id: str) -> Optional[list[dict[str, Any]]]:
+        return self._readable_list(f"/v2/pipeline/{pipeline_id}/workflow")
+
+    def jobs(self, workflow_id: str) -> Optional[list[dict[str, Any]]]:
+        return self._readable_list(f"/v2/workflow/{workflow_id}/job")
+
+    def _readable_list(self, path: str) -> Optional[list[dict[str, Any]]]:
+        first = self._api.get(path)
+        if first is None:
+            return None
+        items = list(page_items(first))
+        token = next_page_token(first, set())
+        if token:
+            items.extend(self._api.items(path, {"page-token": token}))
+        return items
+
+    def fan_out(self, fetch: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R]]:
+        """(item, fetch(item)) in the order of `items`, fetched concurrently on the sync's worker pool."""
+        items = list(items)
+        return zip(items, self._pool.map(fetch, items))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def normalize_collaboration(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Real servers say `vcs_type` where the spec says `vcs-type`: records always carry `vcs_type`."""
+    record = {key: value for key, value in item.items() if key != "vcs-type"}
+    record["vcs_type"] = item.get("vcs_type", item.get("vcs-type"))
+    return record

@@ -1,0 +1,166 @@
+"""The sync's one HTTP session: every stream's requests go through it.
+
+It is what makes "every URL fetched once per sync" and "never more than `num_workers` requests in
+flight" hold across streams: the CDK gives each stream its own session and only caches a stream's
+direct parent, so a four-level sync would fetch the same pages several times.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any, Optional
+
+import orjson
+import requests
+from requests.adapters import HTTPAdapter
+
+from source_circleci_ccm.components.skips import SkipReporter
+
+LOGGER = logging.getLogger("airbyte")
+
+# Answers that will not change if asked again in the same sync: kept and shared. 5xx, 429 and 401
+# are not: the CDK's error handler retries or fails them for each caller.
+_SHAREABLE_STATUSES = frozenset({200, 400, 403, 404})
+
+
+class InvalidResponseBody(requests.exceptions.RequestException):
+    """A 200 whose body is not JSON (truncated, or an HTML page from a proxy): retried, never parsed."""
+
+
+class _Flight:
+    """One URL's fetch, shared by everyone who asks for it while it is under way or after."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.response: Optional[requests.Response] = None
+
+    def resolve(self, response: Optional[requests.Response]) -> None:
+        self.response = response
+        self._done.set()
+
+    def wait(self) -> Optional[requests.Response]:
+        self._done.wait()
+        return self.response
+
+
+class SyncSession(requests.Session):
+    """A `requests.Session` that shares answers, caps requests in flight and paces by rate-limit headers."""
+
+    def __init__(self, max_in_flight: int, timeout_seconds: float) -> None:
+        super().__init__()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(max_in_flight * 2, 16))
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+        self._slots = threading.BoundedSemaphore(max_in_flight)
+        self._timeout = (10.0, timeout_seconds)
+        self._flights: dict[str, _Flight] = {}
+        self._lock = threading.Lock()
+        self._paused_until = 0.0
+        self.skips = SkipReporter()
+        self.server_time: Optional[float] = None  # epoch seconds of the first `Date` header seen
+        self.requests_sent: Counter[str] = Counter()  # URL -> network requests, retries included
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if request.method != "GET":
+            return self._send_over_network(request, **kwargs)
+        key = request.url or ""
+        with self._lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = _Flight()
+        assert flight is not None
+        if not leader:
+            shared = flight.wait()
+            if shared is not None:
+                return shared
+            # The first caller got an error the CDK retries per caller: ask again ourselves.
+        try:
+            response = self._send_over_network(request, **kwargs)
+        except BaseException:
+            if leader:
+                self._forget(key, flight)
+            raise
+        if leader:
+            if response.status_code in _SHAREABLE_STATUSES:
+                flight.resolve(response)
+            else:
+                self._forget(key, flight)
+        return response
+
+    def _forget(self, key: str, flight: _Flight) -> None:
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        flight.resolve(None)
+
+    def _send_over_network(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self._timeout)
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._timeout
+        with self._slots:
+            self._wait_for_rate_limit()
+            with self._lock:
+                self.requests_sent[request.url or ""] += 1
+            response = super().send(request, **kwargs)
+            self._observe(response)
+        if response.status_code == 200:
+            _ensure_json(response)
+        elif response.status_code in (400, 403, 404):
+            self.skips.report(response)
+        return response
+
+    def _wait_for_rate_limit(self) -> None:
+        delay = self._paused_until - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _observe(self, response: requests.Response) -> None:
+        if self.server_time is None:
+            date = response.headers.get("Date")
+            parsed = email.utils.parsedate_to_datetime(date) if date else None
+            self.server_time = parsed.timestamp() if parsed else time.time()
+        wait = _seconds_until_quota(response)
+        if wait:
+            with self._lock:
+                self._paused_until = max(self._paused_until, time.monotonic() + wait)
+
+    @property
+    def duplicate_fetches(self) -> int:
+        return sum(count - 1 for count in self.requests_sent.values() if count > 1)
+
+
+def _seconds_until_quota(response: requests.Response) -> float:
+    """How long every request should hold off: the quota is spent (RateLimit-Remaining 0) or we were throttled."""
+    headers = response.headers
+    if response.status_code == 429:
+        return _number(headers.get("Retry-After")) or _number(headers.get("RateLimit-Reset")) or 1.0
+    if headers.get("RateLimit-Remaining") == "0":
+        return _number(headers.get("RateLimit-Reset")) or 0.0
+    return 0.0
+
+
+def _number(value: Optional[str]) -> float:
+    try:
+        return max(float(value), 0.0) if value is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _ensure_json(response: requests.Response) -> None:
+    try:
+        orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise InvalidResponseBody(
+            f"CircleCI answered {_path_of(response)} with HTTP 200 but a body that is not JSON "
+            f"({len(response.content)} bytes, {response.headers.get('Content-Type', 'no content type')}); retrying.",
+            response=response,
+        ) from None
+
+
+def _path_of(response: requests.Response) -> str:
+    return requests.utils.urlparse(response.url).path

@@ -1,0 +1,203 @@
+"""Incremental progress of one activity stream: which pipelines are done, which must be looked at again.
+
+CircleCI lists pipelines newest first and cannot filter them by date, and a workflow may still be running
+when it is first seen. So the state of an activity stream records, for each feed (an organisation, or a
+project when `project_slugs` is set):
+
+- `done`: intervals of pipeline `created_at` whose pipelines were fully processed. A pipeline outside
+  every interval is new. A finished sync leaves one interval; a sync killed part-way leaves a second
+  one, and the next sync fills the gap instead of starting again.
+- `pending_since`: the `created_at` of the oldest processed pipeline that still had unfinished work
+  (a workflow running, failing or on hold). Pipelines from there up are looked at again, so a workflow
+  is emitted again, and its jobs read, once it finishes.
+
+plus `server_time`, CircleCI's clock when the last finished sync started: a workflow that stopped after
+it changed since. Its size depends on the number of feeds, never on the amount of history.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Optional
+
+Interval = list[float]  # [low, high]; low is -inf for "since the beginning"
+_BEGINNING = float("-inf")
+
+
+def parse_time(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def format_time(value: Optional[float]) -> Optional[str]:
+    if value is None or value == _BEGINNING:
+        return None
+    return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _merge(intervals: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for low, high in sorted(intervals):
+        if merged and low <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return merged
+
+
+@dataclass
+class FeedProgress:
+    done: list[Interval] = field(default_factory=list)
+    pending_since: Optional[float] = None
+
+    def is_done(self, created_at: float) -> bool:
+        return any(low <= created_at <= high for low, high in self.done)
+
+    def floor(self, start: Optional[float]) -> float:
+        """The oldest `created_at` this sync must reach: the lowest gap in `done`, or `pending_since`."""
+        bottom = start if start is not None else _BEGINNING
+        lowest_gap = bottom if not self.done or self.done[0][0] > bottom else self.done[0][1]
+        if self.pending_since is not None:
+            lowest_gap = min(lowest_gap, self.pending_since)
+        return max(lowest_gap, bottom)
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "done": [[format_time(low), format_time(high)] for low, high in self.done],
+            "pending_since": format_time(self.pending_since),
+        }
+
+    @classmethod
+    def from_state(cls, value: Mapping[str, Any]) -> "FeedProgress":
+        done = [[_BEGINNING if low is None else parse_time(low), parse_time(high)] for low, high in value.get("done", [])]
+        return cls(done=_merge(i for i in done if i[1] is not None), pending_since=parse_time(value.get("pending_since")))
+
+
+@dataclass
+class _Unit:
+    """One pipeline's worth of work in this sync (or a whole feed, for the pipelines stream)."""
+
+    low: float
+    high: float
+    pending: bool = False
+    open_partitions: int = 0
+    generated: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.generated and self.open_partitions == 0
+
+
+class StreamProgress:
+    """Reads a stream's previous state, tracks this sync's partitions, and writes the next state."""
+
+    def __init__(self, state: Optional[Mapping[str, Any]], *, start: Optional[float], lookback_seconds: float) -> None:
+        state = state or {}
+        self._lock = threading.Lock()
+        self.since = parse_time(state.get("server_time"))
+        self.start = start
+        self._lookback_seconds = lookback_seconds
+        self._previous = {key: FeedProgress.from_state(value) for key, value in (state.get("feeds") or {}).items()}
+        self._units: dict[str, list[_Unit]] = {}
+        self._by_id: list[_Unit] = []
+        self._finished_feeds: set[str] = set()
+        self._all_generated = False
+        self._server_time: Optional[float] = None
+
+    # --- what to read -------------------------------------------------------------------------------
+    def feed(self, key: str) -> FeedProgress:
+        return self._previous.get(key) or FeedProgress()
+
+    def floor(self, key: str) -> float:
+        return self.feed(key).floor(self.start)
+
+    def is_new(self, key: str, created_at: float) -> bool:
+        if self.start is not None and created_at < self.start:
+            return False
+        return not self.feed(key).is_done(created_at)
+
+    def is_revisited(self, key: str, created_at: float) -> bool:
+        pending_since = self.feed(key).pending_since
+        return pending_since is not None and created_at >= pending_since and not self.is_new(key, created_at)
+
+    def changed_since_last_sync(self, *timestamps: Optional[str]) -> bool:
+        """True when any of the record's timestamps is at or after the previous sync's start (or there was none)."""
+        if self.since is None:
+            return True
+        return any(value and parse_time(value) >= self.since for value in timestamps)  # type: ignore[operator]
+
+    # --- bookkeeping while the sync runs ---------------------------------------------------------------
+    def set_server_time(self, value: Optional[float]) -> None:
+        with self._lock:
+            if self._server_time is None:
+                self._server_time = value
+
+    def open_unit(self, key: str, low: float, high: float, pending: bool = False) -> int:
+        """Register the next unit of work of a feed (newest first); returns its id for the slices."""
+        with self._lock:
+            unit = _Unit(low=low, high=high, pending=pending)
+            self._units.setdefault(key, []).append(unit)
+            self._by_id.append(unit)
+            return len(self._by_id) - 1
+
+    def add_partition(self, unit_id: int) -> None:
+        with self._lock:
+            self._by_id[unit_id].open_partitions += 1
+
+    def unit_generated(self, unit_id: int) -> None:
+        with self._lock:
+            self._by_id[unit_id].generated = True
+
+    def partition_closed(self, unit_id: int) -> None:
+        with self._lock:
+            self._by_id[unit_id].open_partitions -= 1
+
+    def feed_generated(self, key: str) -> None:
+        with self._lock:
+            self._finished_feeds.add(key)
+
+    def all_generated(self) -> None:
+        """Every feed of this sync has had all its partitions generated."""
+        with self._lock:
+            self._all_generated = True
+
+    # --- the next state --------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            feeds: dict[str, Any] = {}
+            finished = self._all_generated
+            for key in sorted(set(self._previous) | set(self._units) | self._finished_feeds):
+                progress, complete = self._next_feed(key)
+                feeds[key] = progress.to_state()
+                finished &= complete or key not in self._finished_feeds
+            # Changes are measured from the previous sync's start until every feed of this one is done.
+            server_time = self._server_time if finished and self._server_time is not None else self.since
+            return {"server_time": format_time(server_time), "feeds": feeds}
+
+    def _next_feed(self, key: str) -> tuple[FeedProgress, bool]:
+        previous = self.feed(key)
+        units = self._units.get(key, [])
+        completed: list[_Unit] = []
+        for index, unit in enumerate(units):
+            if not unit.complete:
+                break
+            following = units[index + 1] if index + 1 < len(units) else None
+            if following is not None and following.high == unit.low and not following.complete:
+                break  # same timestamp as an unfinished pipeline: the interval must stop above both
+            completed.append(unit)
+        all_complete = key in self._finished_feeds and len(completed) == len(units)
+        done = list(previous.done)
+        if completed:
+            low = self.floor(key) if all_complete else completed[-1].low
+            done.append([low, completed[0].high])
+        pending = [unit.high for unit in completed if unit.pending]
+        if self._server_time is not None:
+            horizon = self._server_time - self._lookback_seconds
+            pending = [value for value in pending if value >= horizon]
+        if not all_complete and previous.pending_since is not None:
+            # Pipelines not reached yet may still be unfinished: keep looking from the older point.
+            pending.append(previous.pending_since)
+        return FeedProgress(done=_merge(done), pending_since=min(pending) if pending else None), all_complete

@@ -1,0 +1,63 @@
+"""Console entry point `source-circleci-ccm`: spec, check, discover, read."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from typing import List, Optional
+
+import orjson
+from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
+from airbyte_cdk.models import (
+    AirbyteErrorTraceMessage,
+    AirbyteMessage,
+    AirbyteMessageSerializer,
+    AirbyteTraceMessage,
+    FailureType,
+    TraceType,
+    Type,
+)
+
+from source_circleci_ccm.source import SourceCircleciCcm
+
+
+def _source(args: List[str]) -> Optional[SourceCircleciCcm]:
+    config_path = AirbyteEntrypoint.extract_config(args)
+    catalog_path = AirbyteEntrypoint.extract_catalog(args)
+    state_path = AirbyteEntrypoint.extract_state(args)
+    try:
+        return SourceCircleciCcm(
+            catalog=SourceCircleciCcm.read_catalog(catalog_path) if catalog_path else None,
+            config=SourceCircleciCcm.read_config(config_path) if config_path else None,
+            state=SourceCircleciCcm.read_state(state_path) if state_path else None,
+        )
+    except Exception as error:  # noqa: BLE001 - reported as an Airbyte trace, never as a bare traceback
+        _print_error(
+            f"Could not start source-circleci-ccm: {type(error).__name__}: {error}. Check that the --config, "
+            f"--catalog and --state files exist and hold valid JSON."
+        )
+        return None
+
+
+def _print_error(message: str) -> None:
+    trace = AirbyteMessage(
+        type=Type.TRACE,
+        trace=AirbyteTraceMessage(
+            type=TraceType.ERROR,
+            emitted_at=datetime.now(timezone.utc).timestamp() * 1000,
+            error=AirbyteErrorTraceMessage(message=message, failure_type=FailureType.config_error),
+        ),
+    )
+    print(orjson.dumps(AirbyteMessageSerializer.dump(trace)).decode())
+
+
+def run() -> None:
+    args = sys.argv[1:]
+    source = _source(args)
+    if source is None:
+        sys.exit(1)
+    launch(source, args)
+
+
+if __name__ == "__main__":
+    run()

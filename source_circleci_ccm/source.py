@@ -1,0 +1,149 @@
+"""The Airbyte source: the manifest, plus what only Python can do around it.
+
+- The config is trimmed and checked first, so every mistake gets a message that says how to fix it.
+- `check` asks `GET /v2/me` once, without retries, and tells an unreachable URL from a rejected token.
+- Activity streams get an ActivityCursor (see components/cursor.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterator, List, Mapping, Optional
+
+import requests
+from airbyte_cdk.models import (
+    AirbyteConnectionStatus,
+    AirbyteMessage,
+    AirbyteStateMessage,
+    ConfiguredAirbyteCatalog,
+    FailureType,
+    Status,
+)
+from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
+from airbyte_cdk.sources.streams.concurrent.cursor import CursorField
+from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_circleci_ccm.components.context import SyncContext
+from source_circleci_ccm.components.cursor import ActivityCursor
+from source_circleci_ccm.components.routers import ActivityPartitionRouter
+from source_circleci_ccm.config import ConfigError, normalize_config
+
+MANIFEST = Path(__file__).with_name("manifest.yaml")
+TOKEN_HELP = (
+    "Regenerate it under CircleCI → User Settings → Personal API Tokens and update the token in this connection."
+)
+
+
+class SourceCircleciCcm(YamlDeclarativeSource):
+    def __init__(
+        self,
+        catalog: Optional[ConfiguredAirbyteCatalog] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        state: Optional[List[AirbyteStateMessage]] = None,
+        **kwargs: Any,
+    ) -> None:
+        self._config_error: Optional[str] = None
+        normalized: Optional[dict[str, Any]] = None
+        if config is not None:
+            try:
+                normalized = normalize_config(config)
+            except ConfigError as error:
+                self._config_error = str(error)
+        self._context = SyncContext.begin(normalized or {}, catalog, state)
+        super().__init__(
+            path_to_yaml=str(MANIFEST), catalog=catalog, config=normalized or config, state=state, **kwargs
+        )
+
+    # --- check -----------------------------------------------------------------------------------------
+    def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
+        if self._config_error:
+            return AirbyteConnectionStatus(status=Status.FAILED, message=self._config_error)
+        problem = self._identity_problem() or self._organization_problem()
+        if problem:
+            return AirbyteConnectionStatus(status=Status.FAILED, message=problem)
+        return AirbyteConnectionStatus(status=Status.SUCCEEDED)
+
+    def _identity_problem(self) -> Optional[str]:
+        api_url = self._config["api_url"]
+        try:
+            response = requests.get(
+                f"{api_url}/v2/me",
+                headers={"Circle-Token": self._config["api_token"], "Accept": "application/json"},
+                timeout=(10, self._config["request_timeout_seconds"]),
+            )
+        except requests.exceptions.RequestException as error:
+            return (
+                f"Cannot reach the CircleCI API at {api_url} ({type(error).__name__}). Check api_url "
+                f"(https://circleci.com/api for CircleCI cloud, https://<your-host>/api for CircleCI server) "
+                f"and that this machine can reach it."
+            )
+        if response.status_code == 401:
+            return f"CircleCI rejected the API token (401 Unauthorized): it is invalid, expired or deleted. {TOKEN_HELP}"
+        if response.status_code != 200:
+            return (
+                f"CircleCI at {api_url} answered GET /v2/me with HTTP {response.status_code}. Check that api_url "
+                f"points at the CircleCI API (it ends in /api) and try again later if CircleCI is having trouble."
+            )
+        try:
+            identity = response.json()
+        except ValueError:
+            return f"{api_url}/v2/me did not answer with JSON: api_url does not seem to point at the CircleCI API."
+        if not isinstance(identity, dict) or not identity.get("id"):
+            return f"{api_url}/v2/me answered without a user id: api_url does not seem to point at the CircleCI API."
+        return None
+
+    def _organization_problem(self) -> Optional[str]:
+        if not (self._config.get("org_slugs") or self._config.get("project_slugs")):
+            return None
+        self.streams(self._config)  # builds the routers, which give the crawl its requester
+        try:
+            self._context.crawl().organizations()
+        except AirbyteTracedException as error:
+            return error.message
+        return None
+
+    # --- discover and read -----------------------------------------------------------------------------
+    def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
+        if self._config_error:
+            raise AirbyteTracedException(message=self._config_error, failure_type=FailureType.config_error)
+        return [self._with_activity_cursor(stream) for stream in super().streams(config)]
+
+    def _with_activity_cursor(self, stream: AbstractStream) -> AbstractStream:
+        generator = getattr(stream, "_stream_partition_generator", None)
+        router = getattr(generator, "_stream_slicer", None)
+        if not isinstance(stream, DefaultStream) or not isinstance(router, ActivityPartitionRouter):
+            return stream
+        cursor = ActivityCursor(
+            stream.name,
+            router.progress,
+            self._context.session,
+            self._message_repository,
+            self._connector_state_manager,
+        )
+        return DefaultStream(
+            partition_generator=generator,  # type: ignore[arg-type]
+            name=stream.name,
+            json_schema=stream.get_json_schema,
+            primary_key=list(stream._primary_key),
+            cursor_field=CursorField("created_at"),
+            logger=logging.getLogger(f"airbyte.{stream.name}"),
+            cursor=cursor,
+        )
+
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: Optional[List[AirbyteStateMessage]] = None,
+    ) -> Iterator[AirbyteMessage]:
+        try:
+            yield from super().read(logger, config, catalog, state)
+        finally:
+            summary = self._context.session.skips.summary()
+            if summary:
+                logger.warning(summary)
+            self._context.close()
