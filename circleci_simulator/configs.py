@@ -276,9 +276,12 @@ class ProjectConfig:
             JobDef("lint", base_steps() + [run("Lint", L["lint"])], image=img),
             JobDef("typecheck", base_steps() + [run("Type check", L["typecheck"])], image=img),
             JobDef("format-check", [checkout(), run("Check formatting", "pre-commit run --all-files")], image=img),
+            JobDef("license-check", [checkout(), run("Check licences", "npx license-checker --production --failOn GPL")],
+                   image="cimg/node:20.11"),
         ])
         docs = WorkflowDef("docs", [
             JobDef("build-docs", [checkout(), run("Build docs", "mkdocs build --strict")], image="cimg/python:3.12"),
+            JobDef("spellcheck", [checkout(), run("Spellcheck", "codespell docs/")], image="cimg/python:3.12"),
             JobDef("link-check", [checkout(), run("Check links", "lychee site/")], image="cimg/base:2024.01", requires=["build-docs"]),
             JobDef("publish-docs", [checkout(), run("Publish docs", "./scripts/publish-docs.sh")], image="cimg/base:2024.01",
                    requires=["link-check"], branch_only="main"),
