@@ -61,15 +61,17 @@ class SourceCircleciCcm(YamlDeclarativeSource):
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         if self._config_error:
             return AirbyteConnectionStatus(status=Status.FAILED, message=self._config_error)
-        problem = self._identity_problem() or self._organization_problem()
+        problem = self._identity_problem()[0] or self._organization_problem()
         if problem:
             return AirbyteConnectionStatus(status=Status.FAILED, message=problem)
         return AirbyteConnectionStatus(status=Status.SUCCEEDED)
 
-    def _identity_problem(self) -> Optional[str]:
+    def _identity_problem(self) -> tuple[Optional[str], bool]:
+        """What is wrong with GET /v2/me, if anything, and whether it is the token that was rejected."""
         api_url = self._config["api_url"]
         try:
-            response = requests.get(
+            # Through the sync's session: the `me` stream then reuses this answer.
+            response = self._context.session.get(
                 f"{api_url}/v2/me",
                 headers={"Circle-Token": self._config["api_token"], "Accept": "application/json"},
                 timeout=(10, self._config["request_timeout_seconds"]),
@@ -79,21 +81,27 @@ class SourceCircleciCcm(YamlDeclarativeSource):
                 f"Cannot reach the CircleCI API at {api_url} ({type(error).__name__}). Check api_url "
                 f"(https://circleci.com/api for CircleCI cloud, https://<your-host>/api for CircleCI server) "
                 f"and that this machine can reach it."
-            )
+            ), False
         if response.status_code == 401:
-            return f"CircleCI rejected the API token (401 Unauthorized): it is invalid, expired or deleted. {TOKEN_HELP}"
+            return f"CircleCI rejected the API token (401 Unauthorized): it is invalid, expired or deleted. {TOKEN_HELP}", True
         if response.status_code != 200:
             return (
                 f"CircleCI at {api_url} answered GET /v2/me with HTTP {response.status_code}. Check that api_url "
                 f"points at the CircleCI API (it ends in /api) and try again later if CircleCI is having trouble."
-            )
+            ), False
         try:
             identity = response.json()
         except ValueError:
-            return f"{api_url}/v2/me did not answer with JSON: api_url does not seem to point at the CircleCI API."
+            identity = None
         if not isinstance(identity, dict) or not identity.get("id"):
-            return f"{api_url}/v2/me answered without a user id: api_url does not seem to point at the CircleCI API."
-        return None
+            return f"{api_url}/v2/me did not answer with a CircleCI user: api_url does not seem to point at the CircleCI API.", False
+        return None, False
+
+    def _rejected_token(self) -> Optional[str]:
+        """Fail a sync once, up front, on a rejected token (rather than once per stream); anything else
+        (an unreachable host included) is left to the streams' retries."""
+        problem, token_rejected = self._identity_problem()
+        return problem if token_rejected else None
 
     def _organization_problem(self) -> Optional[str]:
         if not (self._config.get("org_slugs") or self._config.get("project_slugs")):
@@ -141,6 +149,11 @@ class SourceCircleciCcm(YamlDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
         try:
+            if self._config_error:
+                raise AirbyteTracedException(message=self._config_error, failure_type=FailureType.config_error)
+            rejected = self._rejected_token()
+            if rejected:
+                raise AirbyteTracedException(message=rejected, failure_type=FailureType.config_error)
             yield from super().read(logger, config, catalog, state)
         finally:
             summary = self._context.session.skips.summary()

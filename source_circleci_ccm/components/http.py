@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from typing import Any, Optional
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 import requests
@@ -67,7 +68,7 @@ class SyncSession(requests.Session):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if request.method != "GET":
             return self._send_over_network(request, **kwargs)
-        key = request.url or ""
+        key = _canonical(request.url or "")
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
@@ -132,6 +133,12 @@ class SyncSession(requests.Session):
     @property
     def duplicate_fetches(self) -> int:
         return sum(count - 1 for count in self.requests_sent.values() if count > 1)
+
+
+def _canonical(url: str) -> str:
+    """The same request whatever order its query parameters were added in."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query=urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))))
 
 
 def _seconds_until_quota(response: requests.Response) -> float:
