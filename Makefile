@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3.11
 BIN := $(VENV)/bin
 
-.PHONY: install test sync bench clean
+.PHONY: install warehouse test sync bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,14 @@ install: $(BIN)/python
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# PyAirbyte and DuckDB (~780 MB) are only for `make sync`, never for `make test` or the connector image.
+warehouse: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[warehouse]'
+
+# A full, then incremental, sync of every stream into .cache/circleci_ccm.duckdb (simulator unless CIRCLECI_TOKEN is set).
+sync: warehouse
+	$(BIN)/python scripts/sync_to_duckdb.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
