@@ -115,6 +115,10 @@ class ActivityCrawl:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="circleci-fanout")
         self._lock = threading.Lock()
         self._organizations: Optional[list[Organization]] = None
+        self._projects_lock = threading.Lock()
+        self._projects: Optional[list[str]] = None
+        self._contexts_lock = threading.Lock()
+        self._contexts: dict[str, list[dict[str, Any]]] = {}
 
     # --- organisations and feeds ----------------------------------------------------------------------
     def collaborations(self) -> list[dict[str, Any]]:
@@ -182,6 +186,37 @@ class ActivityCrawl:
         if token:
             items.extend(self._api.items(path, {"page-token": token}))
         return items
+
+    # --- projects and contexts (full-refresh evidence) ----------------------------------------------------
+    def projects(self) -> list[str]:
+        """Distinct project slugs: those configured in `project_slugs`, then those of every pipeline the feeds
+        list (newest first, from `start_date` on). The pages are the ones the pipelines stream reads, so
+        with it selected they cost nothing more."""
+        with self._projects_lock:
+            if self._projects is None:
+                slugs = dict.fromkeys(self._config.get("project_slugs") or [])
+                start = parse_time(self._config.get("start_date"))
+                for feed in self.feeds():
+                    for pipeline in self.pipelines(feed, start):
+                        slug = pipeline.get("project_slug")
+                        if slug and (start is None or (parse_time(pipeline.get("created_at")) or 0.0) >= start):
+                            slugs.setdefault(slug)
+                self._projects = list(slugs)
+            return self._projects
+
+    def project(self, project_slug: str) -> Optional[dict[str, Any]]:
+        """`GET /v2/project/{slug}`, or None when the token cannot read it (the session has warned)."""
+        body = self._api.get(f"/v2/project/{project_slug}")
+        return body if isinstance(body, dict) else None
+
+    def contexts(self, org: Organization) -> list[dict[str, Any]]:
+        """The organisation's contexts: the `/v2/context?owner-id=` pages the contexts stream reads."""
+        if not org.id:
+            return []
+        with self._contexts_lock:
+            if org.id not in self._contexts:
+                self._contexts[org.id] = list(self._api.items("/v2/context", {"owner-id": org.id}))
+            return self._contexts[org.id]
 
     def fan_out(self, fetch: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R]]:
         """(item, fetch(item)) in the order of `items`, fetched concurrently on the sync's worker pool."""

@@ -17,6 +17,7 @@ from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
 from source_circleci_ccm.components.context import SyncContext
 from source_circleci_ccm.components.crawl import ActivityCrawl, Feed, has_unfinished_work, is_terminal
 from source_circleci_ccm.components.progress import StreamProgress, parse_time
+from source_circleci_ccm.components.slugs import settings_project_path, v1_project_path
 
 
 @dataclass
@@ -176,3 +177,132 @@ def _changed(progress: StreamProgress, workflow: Mapping[str, Any]) -> bool:
     """Created since the last sync (a re-run), or finished since it."""
     stopped_at = workflow.get("stopped_at") if is_terminal(workflow) else None
     return progress.changed_since_last_sync(workflow.get("created_at"), stopped_at)
+
+
+# --- deeper evidence ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PipelineConfigPartitionRouter(ActivityPartitionRouter):
+    """pipeline_configs: one slice per pipeline not processed by an earlier sync (a config never changes).
+    An aged-out pipeline answers 404; the session counts it quietly and the sync goes on."""
+
+    def feed_slices(self, feed: Feed, progress: StreamProgress) -> Iterable[StreamSlice]:
+        for pipeline in self.crawl.pipelines(feed, progress.floor(feed.key)):
+            created_at = parse_time(pipeline.get("created_at"))
+            if created_at is None or not progress.is_new(feed.key, created_at):
+                continue
+            unit = progress.open_unit(feed.key, created_at, created_at)
+            progress.add_partition(unit)
+            progress.unit_generated(unit)
+            yield StreamSlice(
+                partition={"pipeline_id": pipeline["id"]},
+                cursor_slice={},
+                extra_fields={"unit": unit, "project_slug": pipeline.get("project_slug")},
+            )
+
+
+@dataclass
+class _PipelineActivityRouter(PipelinePartitionRouter):
+    """Visits pipelines like the workflows router and, on the worker pool, also reads the jobs of the
+    workflows whose jobs the jobs stream emits in this sync (terminal, and new or finished since the
+    last sync). Every list is the crawl's, so it is fetched once whichever streams are selected."""
+
+    def feed_slices(self, feed: Feed, progress: StreamProgress) -> Iterable[StreamSlice]:
+        def read(pipeline: Mapping[str, Any]) -> tuple[Optional[list[dict[str, Any]]], list[Any]]:
+            workflows = self.crawl.workflows(pipeline["id"])
+            is_new = progress.is_new(feed.key, parse_time(pipeline["created_at"]) or 0.0)
+            emitted = [w for w in workflows or [] if is_new or _changed(progress, w)]
+            with_jobs = [(w, self.crawl.jobs(w["id"]) if is_terminal(w) else None) for w in emitted]
+            return workflows, with_jobs
+
+        for pipeline, (workflows, emitted) in self.crawl.fan_out(read, self.pipelines_to_visit(feed, progress)):
+            created_at = parse_time(pipeline["created_at"]) or 0.0
+            unit = progress.open_unit(feed.key, created_at, created_at, pending=has_unfinished_work(pipeline, workflows))
+            for stream_slice in self.pipeline_slices(pipeline, emitted, unit):
+                progress.add_partition(unit)
+                yield stream_slice
+            progress.unit_generated(unit)
+
+    def pipeline_slices(
+        self, pipeline: Mapping[str, Any], emitted: list[tuple[dict[str, Any], Optional[list[dict[str, Any]]]]], unit: int
+    ) -> Iterable[StreamSlice]:
+        raise NotImplementedError
+
+
+@dataclass
+class BuildJobPartitionRouter(_PipelineActivityRouter):
+    """job_details and job_steps: one slice per build job of a workflow that reached a terminal state since
+    the last sync (the jobs stream's rule). Approval jobs have no job number and are never requested."""
+
+    def pipeline_slices(self, pipeline, emitted, unit):  # type: ignore[no-untyped-def]
+        for workflow, jobs in emitted:
+            for job in jobs or []:
+                number = job.get("job_number")
+                if job.get("type") == "approval" or number is None:
+                    continue
+                project_slug = job.get("project_slug") or workflow.get("project_slug") or pipeline.get("project_slug")
+                if not project_slug:
+                    continue
+                yield StreamSlice(
+                    partition={
+                        "job_id": job["id"],
+                        "project_slug": project_slug,
+                        "job_number": number,
+                        "v1_project": v1_project_path(project_slug),
+                    },
+                    cursor_slice={},
+                    extra_fields={"unit": unit, "workflow_id": workflow["id"], "pipeline_id": pipeline["id"]},
+                )
+
+
+@dataclass
+class UserPartitionRouter(_PipelineActivityRouter):
+    """users: the people behind the workflows and jobs emitted in this sync (`started_by`, `canceled_by`,
+    `errored_by` of workflows; `approved_by`, `canceled_by` of jobs), each read once per sync.
+
+    Pipelines are visited newest first and a user's slice belongs to the first pipeline that names it:
+    a pipeline is only counted done once the users it names are read, so a sync stopped part-way never
+    leaves a done pipeline whose user was not read."""
+
+    def stream_slices(self) -> Iterable[StreamSlice]:
+        self._seen_users: set[str] = set()
+        yield from super().stream_slices()
+
+    def pipeline_slices(self, pipeline, emitted, unit):  # type: ignore[no-untyped-def]
+        for workflow, jobs in emitted:
+            people = [workflow.get(key) for key in ("started_by", "canceled_by", "errored_by")]
+            for job in jobs or []:
+                people += [job.get("approved_by"), job.get("canceled_by")]
+            for user_id in people:
+                if not user_id or not isinstance(user_id, str) or user_id in self._seen_users:
+                    continue
+                self._seen_users.add(user_id)
+                yield StreamSlice(partition={"user_id": user_id}, cursor_slice={}, extra_fields={"unit": unit})
+
+
+@dataclass
+class ProjectPartitionRouter(_CrawlRouter):
+    """projects and their settings, env vars and checkout keys: one slice per project seen in the feeds'
+    pipelines or configured, when the token can read it (`GET /v2/project/{slug}`, asked once per sync;
+    a restricted project is warned about once and its other endpoints are not asked)."""
+
+    def stream_slices(self) -> Iterable[StreamSlice]:
+        for slug, project in self.crawl.fan_out(self.crawl.project, self.crawl.projects()):
+            if project is None:
+                continue
+            yield StreamSlice(
+                partition={"project_slug": slug, "settings_project": settings_project_path(slug)}, cursor_slice={}
+            )
+
+
+@dataclass
+class ContextPartitionRouter(_CrawlRouter):
+    """context_env_vars and context_restrictions: one slice per context of each organisation, from the
+    `/v2/context?owner-id=` pages the contexts stream reads."""
+
+    def stream_slices(self) -> Iterable[StreamSlice]:
+        for org in self.crawl.organizations():
+            for context in self.crawl.contexts(org):
+                if context.get("id"):
+                    yield StreamSlice(partition={"context_id": context["id"], "org_slug": org.slug}, cursor_slice={})
