@@ -32,7 +32,7 @@ workflows:
       - deploy: {requires: [hold]}
 """
 PIPELINE = {"id": "p-1", "project_slug": "gh/acme/api", "vcs": {"branch": "main"}, "errors": []}
-WORKFLOW = {"id": "w-1", "stopped_at": "2026-11-20T10:00:00Z"}
+WORKFLOW = {"id": "w-1", "status": "failed", "stopped_at": "2026-11-20T10:00:00Z"}
 
 
 def by_control(records):

@@ -34,6 +34,7 @@ class SyncContext:
         self.session = SyncSession(workers, float(config.get("request_timeout_seconds") or DEFAULT_TIMEOUT_SECONDS))
         self._workers = workers
         self._state = ConnectorStateManager(state=state)
+        self._selected = {configured.stream.name for configured in (catalog.streams if catalog else [])}
         self._full_refresh = {
             configured.stream.name
             for configured in (catalog.streams if catalog else [])
@@ -63,6 +64,9 @@ class SyncContext:
             if cls._current is None:
                 cls._current = cls(config)
             return cls._current
+
+    def is_selected(self, stream_name: str) -> bool:
+        return stream_name in self._selected
 
     def use_requester(self, requester: Requester) -> None:
         """The crawl sends through the manifest's requester (routers offer theirs when they are built)."""

@@ -19,6 +19,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_circleci_ccm.components.progress import parse_time
 from source_circleci_ccm.components.skips import SkipReporter
+from source_circleci_ccm.components.slugs import settings_project_path, v1_project_path
 from source_circleci_ccm.config import org_slug_of_project
 
 TERMINAL_WORKFLOW_STATUSES = frozenset({"success", "failed", "error", "canceled", "not_run", "unauthorized"})
@@ -217,6 +218,26 @@ class ActivityCrawl:
             if org.id not in self._contexts:
                 self._contexts[org.id] = list(self._api.items("/v2/context", {"owner-id": org.id}))
             return self._contexts[org.id]
+
+    # --- what security_controls evaluates: the same URLs the evidence streams read ----------------------
+    def config(self, pipeline_id: str) -> Optional[dict[str, Any]]:
+        body = self._api.get(f"/v2/pipeline/{pipeline_id}/config")
+        return body if isinstance(body, dict) else None
+
+    def job_steps(self, project_slug: str, job_number: int) -> Optional[list[dict[str, Any]]]:
+        body = self._api.get(f"/v1.1/project/{v1_project_path(project_slug)}/{job_number}")
+        steps = body.get("steps") if isinstance(body, dict) else None
+        return [step for step in steps if isinstance(step, dict)] if isinstance(steps, list) else None
+
+    def project_settings(self, project_slug: str) -> Optional[dict[str, Any]]:
+        body = self._api.get(f"/v2/project/{settings_project_path(project_slug)}/settings")
+        return body if isinstance(body, dict) else None
+
+    def context_env_vars(self, context_id: str) -> list[dict[str, Any]]:
+        return list(self._api.items(f"/v2/context/{context_id}/environment-variable"))
+
+    def context_restrictions(self, context_id: str) -> list[dict[str, Any]]:
+        return list(self._api.items(f"/v2/context/{context_id}/restrictions"))
 
     def fan_out(self, fetch: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R]]:
         """(item, fetch(item)) in the order of `items`, fetched concurrently on the sync's worker pool."""

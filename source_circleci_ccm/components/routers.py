@@ -219,13 +219,18 @@ class _PipelineActivityRouter(PipelinePartitionRouter):
         for pipeline, (workflows, emitted) in self.crawl.fan_out(read, self.pipelines_to_visit(feed, progress)):
             created_at = parse_time(pipeline["created_at"]) or 0.0
             unit = progress.open_unit(feed.key, created_at, created_at, pending=has_unfinished_work(pipeline, workflows))
-            for stream_slice in self.pipeline_slices(pipeline, emitted, unit):
+            is_new = progress.is_new(feed.key, created_at)
+            for stream_slice in self.pipeline_slices(pipeline, emitted, unit, is_new):
                 progress.add_partition(unit)
                 yield stream_slice
             progress.unit_generated(unit)
 
     def pipeline_slices(
-        self, pipeline: Mapping[str, Any], emitted: list[tuple[dict[str, Any], Optional[list[dict[str, Any]]]]], unit: int
+        self,
+        pipeline: Mapping[str, Any],
+        emitted: list[tuple[dict[str, Any], Optional[list[dict[str, Any]]]]],
+        unit: int,
+        is_new: bool,
     ) -> Iterable[StreamSlice]:
         raise NotImplementedError
 
@@ -235,7 +240,7 @@ class BuildJobPartitionRouter(_PipelineActivityRouter):
     """job_details and job_steps: one slice per build job of a workflow that reached a terminal state since
     the last sync (the jobs stream's rule). Approval jobs have no job number and are never requested."""
 
-    def pipeline_slices(self, pipeline, emitted, unit):  # type: ignore[no-untyped-def]
+    def pipeline_slices(self, pipeline, emitted, unit, is_new):  # type: ignore[no-untyped-def]
         for workflow, jobs in emitted:
             for job in jobs or []:
                 number = job.get("job_number")
@@ -269,7 +274,7 @@ class UserPartitionRouter(_PipelineActivityRouter):
         self._seen_users: set[str] = set()
         yield from super().stream_slices()
 
-    def pipeline_slices(self, pipeline, emitted, unit):  # type: ignore[no-untyped-def]
+    def pipeline_slices(self, pipeline, emitted, unit, is_new):  # type: ignore[no-untyped-def]
         for workflow, jobs in emitted:
             people = [workflow.get(key) for key in ("started_by", "canceled_by", "errored_by")]
             for job in jobs or []:
@@ -279,6 +284,41 @@ class UserPartitionRouter(_PipelineActivityRouter):
                     continue
                 self._seen_users.add(user_id)
                 yield StreamSlice(partition={"user_id": user_id}, cursor_slice={}, extra_fields={"unit": unit})
+
+
+@dataclass
+class SecurityControlsPartitionRouter(_PipelineActivityRouter):
+    """security_controls: one slice per pipeline to evaluate (new, or with workflows finished since the last
+    sync, so execution evidence is now known), and one per project when first met, for its project-level
+    controls. The newest evaluated pipeline on a project's default branch also gives the project roll-up."""
+
+    def stream_slices(self) -> Iterable[StreamSlice]:
+        self._rolled_up: set[str] = set()
+        self._projects_met: set[str] = set()
+        yield from super().stream_slices()
+
+    def pipeline_slices(self, pipeline, emitted, unit, is_new):  # type: ignore[no-untyped-def]
+        slug = pipeline.get("project_slug")
+        project = self.crawl.project(slug) if slug else None
+        if slug and slug not in self._projects_met:
+            self._projects_met.add(slug)
+            yield StreamSlice(
+                partition={"project_slug": slug},
+                cursor_slice={},
+                extra_fields={"unit": unit, "kind": "project", "readable": project is not None},
+            )
+        if not (is_new or emitted):
+            return
+        default_branch = ((project or {}).get("vcs_info") or {}).get("default_branch")
+        branch = (pipeline.get("vcs") or {}).get("branch")
+        rollup = bool(default_branch) and branch == default_branch and slug not in self._rolled_up
+        if rollup:
+            self._rolled_up.add(slug)
+        yield StreamSlice(
+            partition={"pipeline_id": pipeline["id"]},
+            cursor_slice={},
+            extra_fields={"unit": unit, "kind": "pipeline", "pipeline": dict(pipeline), "rollup": rollup},
+        )
 
 
 @dataclass

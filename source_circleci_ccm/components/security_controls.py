@@ -6,10 +6,27 @@ the router decides which pipelines to evaluate and the retriever feeds these fun
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+import threading
+import time
+from dataclasses import InitVar, dataclass, field
+from typing import Any, Iterable, Mapping, Optional
 
-from source_circleci_ccm.controls import Catalogue, ControlResult, evaluate_config, evaluate_contexts, evaluate_project_settings
+from airbyte_cdk.sources.declarative.retrievers.retriever import Retriever
+from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
+
+from source_circleci_ccm.components.context import SyncContext
+from source_circleci_ccm.components.crawl import ActivityCrawl, is_terminal
+from source_circleci_ccm.components.progress import format_time
+from source_circleci_ccm.config import org_slug_of_project
+from source_circleci_ccm.controls import (
+    Catalogue,
+    ControlResult,
+    evaluate_config,
+    evaluate_contexts,
+    evaluate_project_settings,
+    load_catalogue,
+    load_rules_file,
+)
 from source_circleci_ccm.controls.results import UNKNOWN
 
 PIPELINE, PROJECT = "pipeline", "project"
@@ -98,12 +115,11 @@ def _evaluate(catalogue: Catalogue, evidence: PipelineEvidence) -> dict[str, Con
     if not text.strip():
         errors = "; ".join(str(e.get("message")) for e in evidence.pipeline.get("errors") or [] if isinstance(e, Mapping))
         return _all_unknown(catalogue, f"the pipeline has no compiled configuration{': ' + errors if errors else ''}")
-    executed = evidence.jobs if evidence.workflows and any(_finished(w) for w in evidence.workflows) else None
+    # What ran is judged once every workflow has finished (a job behind a hold has not "failed to run");
+    # until then the declared configuration stands, and the pipeline is evaluated again when it finishes.
+    finished = bool(evidence.workflows) and all(is_terminal(w) for w in evidence.workflows or [])
+    executed = evidence.jobs if finished else None
     return evaluate_config(text, catalogue, executed_jobs=executed, executed_steps=evidence.steps)
-
-
-def _finished(workflow: Mapping[str, Any]) -> bool:
-    return workflow.get("stopped_at") is not None
 
 
 def _all_unknown(catalogue: Catalogue, reason: str) -> dict[str, ControlResult]:
@@ -154,3 +170,88 @@ def _evidence(item: Mapping[str, Any]) -> dict[str, Any]:
             "outcome": item.get("execution"),
         }
     return record
+
+
+@dataclass
+class SecurityControlsRetriever(Retriever):
+    """Computes the records of a security_controls slice from the sync's crawl: no request of its own
+    beyond the URLs the evidence streams read (config, workflows, jobs, steps, settings, contexts)."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._catalogue: Optional[Catalogue] = None
+        self._lock = threading.Lock()
+
+    @property
+    def catalogue(self) -> Catalogue:
+        with self._lock:
+            if self._catalogue is None:
+                self._catalogue = catalogue_from_config(self.config)
+            return self._catalogue
+
+    def read_records(self, records_schema: Mapping[str, Any], stream_slice: Optional[StreamSlice] = None) -> Iterable[Mapping[str, Any]]:
+        context = SyncContext.current(self.config)
+        crawl = context.crawl()
+        extra = stream_slice.extra_fields if stream_slice is not None else {}
+        evaluated_at = format_time(context.session.server_time or time.time()) or ""
+        if extra.get("kind") == "project":
+            yield from self._project_records(crawl, stream_slice["project_slug"], extra.get("readable", False), evaluated_at)  # type: ignore[index]
+            return
+        pipeline = extra["pipeline"]
+        records = pipeline_records(self.catalogue, self._evidence(crawl, pipeline, context.is_selected("job_steps")), evaluated_at)
+        yield from records
+        if extra.get("rollup"):
+            yield from project_rollup(records)
+
+    def _evidence(self, crawl: ActivityCrawl, pipeline: Mapping[str, Any], with_steps: bool) -> PipelineEvidence:
+        workflows = crawl.workflows(pipeline["id"])
+        jobs = [
+            {**job, "workflow_id": workflow["id"]}
+            for workflow in workflows or []
+            if is_terminal(workflow)
+            for job in crawl.jobs(workflow["id"]) or []
+        ]
+        steps = None
+        if with_steps:
+            steps = {
+                job["job_number"]: crawl.job_steps(job.get("project_slug") or pipeline["project_slug"], job["job_number"]) or []
+                for job in jobs
+                if job.get("job_number") is not None and job.get("type") != "approval"
+            }
+        return PipelineEvidence(pipeline=pipeline, config=crawl.config(pipeline["id"]), workflows=workflows, jobs=jobs, steps=steps)
+
+    def _project_records(self, crawl: ActivityCrawl, project_slug: str, readable: bool, evaluated_at: str) -> Iterable[Mapping[str, Any]]:
+        org_slug = org_slug_of_project(project_slug)
+        contexts: list[dict[str, Any]] = []
+        for org in crawl.organizations():
+            if org.slug == org_slug:
+                contexts = crawl.contexts(org)
+        env_vars = {c["id"]: crawl.context_env_vars(c["id"]) for c in contexts if c.get("id")}
+        restrictions = {c["id"]: crawl.context_restrictions(c["id"]) for c in contexts if c.get("id")}
+        settings = crawl.project_settings(project_slug) if readable else None
+        yield from project_level_records(self.catalogue, project_slug, settings, contexts, env_vars, restrictions, evaluated_at)
+        if not readable:
+            reason = (
+                f"the token's account cannot read project {project_slug}: add it to the project's team in CircleCI "
+                "to evaluate its pipelines"
+            )
+            yield from unknown_rollup(self.catalogue, project_slug, reason, evaluated_at)
+
+    def stream_slices(self) -> Iterable[Optional[StreamSlice]]:
+        yield None  # slices come from the stream's partition router
+
+    @property
+    def state(self) -> StreamState:
+        return {}
+
+    @state.setter
+    def state(self, value: StreamState) -> None:
+        """Progress is kept by the ActivityCursor."""
+
+
+def catalogue_from_config(config: Mapping[str, Any]) -> Catalogue:
+    """The packaged rule catalogue plus the user's `custom_rules` (YAML text) and `required_controls`."""
+    custom = load_rules_file(config["custom_rules"]) if config.get("custom_rules") else None
+    return load_catalogue(custom_rules=custom, required_controls=config.get("required_controls") or None)

@@ -30,7 +30,7 @@ def _check(item: dict, jobs_by_name: dict[str, dict], executed_steps: dict) -> t
     if run is None:
         return False, evidence(item["where"], job=job_name, step=item.get("step"), orb=item.get("orb"),
                                rule_id=item.get("rule_id"), matched=item.get("matched"),
-                               execution="declared but the job did not run")
+                               execution="the job did not run")
     status = str(run.get("status") or "")
     number = run.get("job_number")
     steps = executed_steps.get(number) or executed_steps.get(str(number)) or []
