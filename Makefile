@@ -23,5 +23,9 @@ warehouse: $(BIN)/python
 sync: warehouse
 	$(BIN)/python scripts/sync_to_duckdb.py
 
+# Issue 6 benchmark against the simulator; flags via BENCH_ARGS, e.g. make bench BENCH_ARGS="--latency-ms 200"
+bench: install
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
