@@ -189,7 +189,11 @@ def run_process(name: str, args: list[str], cwd: str, keep_ids: bool = False) ->
         for line in proc.stdout:
             if not line.startswith(b"{"):
                 continue
-            message = orjson.loads(line)
+            try:
+                message = orjson.loads(line)
+            except orjson.JSONDecodeError:  # e.g. a profiler's output interleaved: counted, never fatal
+                run.note = f"{int(run.note.split()[0]) + 1 if run.note else 1} unparsable output lines"
+                continue
             kind = message.get("type")
             if kind == "RECORD":
                 if "stream" in message:  # Singer: {"type", "stream", "record"}
@@ -257,7 +261,7 @@ def profile_command(path: str) -> list[str]:
         return [sys.executable, "-m", "cProfile", "-o", path, "-m", "source_circleci_ccm.run"]
     tool = str(py_spy) if py_spy.exists() else "py-spy"
     fmt = "speedscope" if path.endswith(".json") else ("raw" if path.endswith(".txt") else "flamegraph")
-    return [tool, "record", "--threads", "--idle", "-r", "100", "-f", fmt, "-o", path, "--"] + connector_command()
+    return [tool, "record", "--gil", "--nonblocking", "-r", "100", "-f", fmt, "-o", path, "--"] + connector_command()
 
 
 def add_request_figures(run: Run, sim: SimulatorProcess) -> None:
