@@ -16,6 +16,8 @@ DEFAULT_UNFINISHED_LOOKBACK_DAYS = 30
 
 _ORG_SLUG = re.compile(r"^(gh|github|bb|bitbucket|circleci)/[^/\s]+$")
 _PROJECT_SLUG = re.compile(r"^(gh|github|bb|bitbucket|circleci)/[^/\s]+/[^/\s]+$")
+# The spec's pattern: a date, or a date and time with an optional UTC offset (RFC 3339).
+_START_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$")
 _PROVIDER_SHORT = {"github": "gh", "bitbucket": "bb"}
 _TOKEN_SETTINGS = "CircleCI → User Settings → Personal API Tokens"
 
@@ -47,6 +49,11 @@ def normalize_config(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _token(value: Any) -> str:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(
+            f"api_token must be text (the personal API token as CircleCI shows it), not a {type(value).__name__}. "
+            f"Create one under {_TOKEN_SETTINGS} and paste it into the connection."
+        )
     token = value.strip() if isinstance(value, str) else ""
     if not token:
         raise ConfigError(
@@ -60,9 +67,23 @@ def _token(value: Any) -> str:
 
 
 def _api_url(value: Any) -> str:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(
+            f"api_url must be text such as {DEFAULT_API_URL}, not a {type(value).__name__}. Use {DEFAULT_API_URL} for "
+            "CircleCI cloud or https://<your-host>/api for CircleCI server."
+        )
     url = (value.strip() if isinstance(value, str) else "") or DEFAULT_API_URL
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(ch.isspace() for ch in url)
+    ):
         raise ConfigError(
             f"api_url '{url}' is not a URL. Use {DEFAULT_API_URL} for CircleCI cloud or https://<your-host>/api for CircleCI server."
         )
@@ -96,7 +117,9 @@ def _list(raw: Mapping[str, Any], field: str) -> list[str]:
     if isinstance(value, str):
         value = [part for part in re.split(r"[,\s]+", value) if part]
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigError(f"{field} must be a list of strings.")
+        raise ConfigError(
+            f"{field} must be a list of slugs, for example [\"gh/acme\"]; got a {type(value).__name__}."
+        )
     return [item.strip() for item in value if item.strip()]
 
 
@@ -116,6 +139,8 @@ def _start_date(value: Any) -> Optional[str]:
         return None
     text = str(value).strip()
     try:
+        if not _START_DATE.match(text):
+            raise ValueError(text)
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ConfigError(
@@ -134,11 +159,14 @@ def _bounded_int(raw: Mapping[str, Any], field: str, default: int, low: int, hig
     value = raw.get(field)
     if value in (None, ""):
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
-        raise ConfigError(f"{field} must be a whole number from {low} to {high}; got '{value}'.")
-    number = int(value)
+    fix = f"Set it to a whole number from {low} to {high}, or leave it empty for the default ({default})."
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().lstrip("-").isdigit():
+        raise ConfigError(f"{field} must be a whole number; got '{str(value)[:40]}'. {fix}")
+    number = int(str(value).strip())
     if not low <= number <= high:
-        raise ConfigError(f"{field} must be from {low} to {high}; got {number}.")
+        raise ConfigError(f"{field} is {number}, out of range. {fix}")
     return number
 
 

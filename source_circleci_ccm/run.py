@@ -11,12 +11,16 @@ from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
 from airbyte_cdk.models import (
     AirbyteErrorTraceMessage,
     AirbyteMessage,
+    AirbyteConnectionStatus,
     AirbyteMessageSerializer,
     AirbyteTraceMessage,
     FailureType,
+    Status,
     TraceType,
     Type,
 )
+
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 
 from source_circleci_ccm.source import SourceCircleciCcm
 
@@ -51,10 +55,33 @@ def _print_error(message: str) -> None:
     print(orjson.dumps(AirbyteMessageSerializer.dump(trace)).decode())
 
 
+def _command(args: List[str]) -> Optional[str]:
+    return next((arg for arg in args if arg in ("spec", "check", "discover", "read")), None)
+
+
+def _print_connection_failed(message: str) -> None:
+    status = AirbyteMessage(
+        type=Type.CONNECTION_STATUS,
+        connectionStatus=AirbyteConnectionStatus(status=Status.FAILED, message=message),
+    )
+    print(orjson.dumps(AirbyteMessageSerializer.dump(status)).decode())
+
+
 def run() -> None:
     args = sys.argv[1:]
     source = _source(args)
     if source is None:
+        sys.exit(1)
+    command = _command(args)
+    if source.config_error and command in ("check", "discover", "read"):
+        # Said before the CDK validates the config against the spec, whose messages quote a regular
+        # expression ("'x' does not match '^\\s*https?://...'") instead of saying what to change.
+        source.register_secrets()
+        message = filter_secrets(source.config_error)
+        if command == "check":
+            _print_connection_failed(message)
+            return
+        _print_error(message)
         sys.exit(1)
     launch(source, args)
 

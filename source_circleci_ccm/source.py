@@ -7,9 +7,11 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional
+from urllib.parse import quote
 
 import requests
 from airbyte_cdk.models import (
@@ -24,12 +26,26 @@ from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarat
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
 from airbyte_cdk.sources.streams.concurrent.cursor import CursorField
 from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
+from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_circleci_ccm.components.context import SyncContext
 from source_circleci_ccm.components.cursor import ActivityCursor
 from source_circleci_ccm.components.routers import ActivityPartitionRouter
 from source_circleci_ccm.config import ConfigError, normalize_config
+
+def secret_forms(token: Optional[str], raw_config: Optional[Mapping[str, Any]]) -> list[str]:
+    """The token as configured, trimmed, URL-encoded and base64-encoded: every form output must never hold."""
+    forms: list[str] = []
+    raw = raw_config.get("api_token") if isinstance(raw_config, Mapping) else None
+    for value in (raw, token):
+        if isinstance(value, str) and value.strip():
+            stripped = value.strip()
+            forms += [value, stripped, quote(stripped, safe=""), base64.b64encode(stripped.encode()).decode()]
+            forms.append(base64.b64encode(f"{stripped}:".encode()).decode())  # HTTP basic auth form
+    # Longest first, so a longer form is masked whole before a shorter one inside it.
+    return sorted({form for form in forms if len(form) >= 4}, key=len, reverse=True)
+
 
 MANIFEST = Path(__file__).with_name("manifest.yaml")
 TOKEN_HELP = (
@@ -53,12 +69,28 @@ class SourceCircleciCcm(YamlDeclarativeSource):
             except ConfigError as error:
                 self._config_error = str(error)
         self._context = SyncContext.begin(normalized or {}, catalog, state)
+        self._secrets = secret_forms(normalized["api_token"] if normalized else None, config)
+        # A config that fails our checks is not handed to the manifest: a value such as num_workers 0
+        # would otherwise fail deep inside the CDK with an AssertionError instead of our message.
         super().__init__(
-            path_to_yaml=str(MANIFEST), catalog=catalog, config=normalized or config, state=state, **kwargs
+            path_to_yaml=str(MANIFEST), catalog=catalog, config=normalized if normalized is not None else {}, state=state, **kwargs
         )
+
+    @property
+    def config_error(self) -> Optional[str]:
+        """What is wrong with the configuration and how to fix it, or None."""
+        return self._config_error
+
+    def register_secrets(self) -> None:
+        """Mask the token in every form it could take in output. The CDK masks the raw config values only,
+        and replaces its list when check/read start, so this runs after that (and the trimmed token,
+        its URL-encoded and base64 forms differ from the raw value)."""
+        for secret in self._secrets:
+            add_to_secrets(secret)
 
     # --- check -----------------------------------------------------------------------------------------
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
+        self.register_secrets()
         if self._config_error:
             return AirbyteConnectionStatus(status=Status.FAILED, message=self._config_error)
         problem = self._identity_problem()[0] or self._organization_problem()
@@ -115,6 +147,7 @@ class SourceCircleciCcm(YamlDeclarativeSource):
 
     # --- discover and read -----------------------------------------------------------------------------
     def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
+        self.register_secrets()
         if self._config_error:
             raise AirbyteTracedException(message=self._config_error, failure_type=FailureType.config_error)
         return [self._with_activity_cursor(stream) for stream in super().streams(config)]
@@ -148,12 +181,18 @@ class SourceCircleciCcm(YamlDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
+        self.register_secrets()
         try:
             if self._config_error:
                 raise AirbyteTracedException(message=self._config_error, failure_type=FailureType.config_error)
             rejected = self._rejected_token()
             if rejected:
                 raise AirbyteTracedException(message=rejected, failure_type=FailureType.config_error)
+            # An org slug the token cannot see fails the sync once, up front, with the list of visible
+            # organisations (otherwise every activity stream fails on its own with a vaguer message).
+            unknown_org = self._organization_problem()
+            if unknown_org:
+                raise AirbyteTracedException(message=unknown_org, failure_type=FailureType.config_error)
             yield from super().read(logger, config, catalog, state)
         finally:
             summary = self._context.session.skips.summary()
