@@ -169,7 +169,7 @@ class SourceCircleciCcm(YamlDeclarativeSource):
             name=stream.name,
             json_schema=stream.get_json_schema,
             primary_key=list(stream._primary_key),
-            cursor_field=CursorField("created_at"),
+            cursor_field=CursorField(router.cursor_field),
             logger=logging.getLogger(f"airbyte.{stream.name}"),
             cursor=cursor,
         )

@@ -71,7 +71,12 @@ class OrganizationPartitionRouter(_CrawlRouter):
 
 @dataclass
 class ActivityPartitionRouter(_CrawlRouter):
-    """Base of the routers whose stream is incremental over pipelines; its cursor is an ActivityCursor."""
+    """Base of the routers whose stream is incremental over pipelines; its cursor is an ActivityCursor.
+
+    `cursor_field` is the record field destinations order a record's versions by (a workflow is emitted
+    running, then again finished); the stream's progress itself is kept per pipeline, not by this field."""
+
+    cursor_field: str = "created_at"
 
     @property
     def progress(self) -> StreamProgress:
