@@ -203,7 +203,7 @@ REVISITS_FINISHED_PIPELINES = pytest.mark.xfail(
     strict=True,
     reason="Known gap (issue 6): the next sync re-reads the workflows of EVERY pipeline newer than the oldest "
     "unfinished one (progress.py `pending_since`), not only of the unfinished ones; on tiny that is one finished "
-    "pipeline too many, on bench ~100. Remove this marker when state names the unfinished pipelines.",
+    "pipeline too many; on bench 86 (217 requests where the data needs 131). Remove this marker when state names the unfinished pipelines.",
 )
 
 
