@@ -11,7 +11,7 @@ import re
 import threading
 from collections import Counter
 from typing import Optional
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlencode, urlparse
 
 import requests
 
@@ -66,6 +66,8 @@ class SkipReporter:
         self._warned: set[tuple[str, int]] = set()
         self._project_of_pipeline: dict[str, str] = {}
         self.counts: Counter[str] = Counter()
+        # Lists cut short by a rejected page token ("<path>?<query without page-token>").
+        self.truncated_lists: set[str] = set()
 
     def note_pipelines(self, pipelines: list[dict]) -> None:
         """Remember each pipeline's project, so a 403 on its workflows is reported once for the project."""
@@ -81,12 +83,17 @@ class SkipReporter:
         status = response.status_code
         message = _circleci_message(response)
         if "page-token" in query:
-            subject = f"the remaining pages of {path}"
+            # Name the list whole (`/v2/pipeline?org-slug=gh/acme`): two organisations' feeds share a path.
+            rest = urlencode([(k, v) for k, values in query.items() if k != "page-token" for v in values], safe="/")
+            listing = f"{path}?{rest}" if rest else path
+            subject = f"the remaining pages of {listing}"
             why = (
-                f"CircleCI rejected the page token with {status}{message}; paging stopped and the records "
-                "read so far are kept. The next sync reads this list again"
+                f"CircleCI rejected the page token with {status}{message}; paging stopped there and the records "
+                "read so far are kept"
             )
             kind = "stale page token"
+            with self._lock:
+                self.truncated_lists.add(listing)
         else:
             subject, why, kind = _describe(path, query, status)
             why += message
