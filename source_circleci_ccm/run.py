@@ -21,6 +21,7 @@ from airbyte_cdk.models import (
 )
 
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_circleci_ccm.source import SourceCircleciCcm
 
@@ -83,7 +84,15 @@ def run() -> None:
             return
         _print_error(message)
         sys.exit(1)
-    launch(source, args)
+    try:
+        launch(source, args)
+    except AirbyteTracedException as error:
+        if error.failure_type != FailureType.config_error:
+            raise  # the CDK's handler reports it, stack trace included, as for any unexpected failure
+        # A config error found once the sync started (a rejected token, an unknown organisation): the
+        # message says what to change; a stack trace would only bury it.
+        _print_error(filter_secrets(error.message or "The configuration is not valid."))
+        sys.exit(1)
 
 
 if __name__ == "__main__":
