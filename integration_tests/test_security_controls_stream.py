@@ -77,14 +77,15 @@ def test_every_pass_points_at_a_config_path_and_the_step_that_ran(small_read: Ou
 
 def test_selecting_security_controls_costs_no_second_pass_over_the_api(simulator: Simulator, sim_config: dict) -> None:
     run_connector("read", sim_config, catalog(EVIDENCE_STREAMS))
-    without = Counter(r["path"] for r in simulator.request_log())
+    without = Counter(r["path"] for r in simulator.request_log() if r["status"] == 200)
     simulator.reset_request_log()
 
     run_connector("read", sim_config, catalog(EVIDENCE_STREAMS + ["security_controls"]))
-    with_controls = Counter(r["path"] for r in simulator.request_log())
+    # (Which pipelines of a restricted project are asked before its first 403 depends on timing.)
+    with_controls = Counter(r["path"] for r in simulator.request_log() if r["status"] == 200)
 
     assert set(with_controls) == set(without)
-    assert max(with_controls.values()) == 1
+    assert max(Counter(r["path"] for r in simulator.request_log()).values()) == 1
 
 
 def test_pipelines_are_evaluated_again_once_their_workflows_finish(simulator: Simulator, sim_config: dict) -> None:

@@ -57,9 +57,12 @@ class FakeCrawl:
     def pipelines(self, feed, stop_below):
         return self._pipelines
 
-    def workflows(self, pipeline_id):
-        self.asked.append(f"workflows {pipeline_id}")
-        return self._workflows.get(pipeline_id)
+    def workflows(self, pipeline):
+        self.asked.append(f"workflows {pipeline['id']}")
+        return self._workflows.get(pipeline["id"])
+
+    def is_restricted(self, pipeline):
+        return False
 
     def jobs(self, workflow_id):
         self.asked.append(f"jobs {workflow_id}")

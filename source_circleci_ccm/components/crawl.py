@@ -88,11 +88,15 @@ class CircleCIApi:
 
     def get(self, path: str, params: Optional[Mapping[str, str]] = None) -> Any:
         """The parsed body, or None when CircleCI answered 400/403/404 (the session has already warned)."""
+        return self.fetch(path, params)[1]
+
+    def fetch(self, path: str, params: Optional[Mapping[str, str]] = None) -> tuple[int, Any]:
+        """(HTTP status, parsed body or None)."""
         # Relative to url_base (…/api): a leading slash would make urljoin drop the /api prefix.
         response = self._requester.send_request(path=path.lstrip("/"), request_params=dict(params or {}))
-        if response is None or not response.ok:
-            return None
-        return response.json()
+        if response is None:
+            return 0, None
+        return response.status_code, response.json() if response.ok else None
 
     def items(self, path: str, params: Optional[Mapping[str, str]] = None, stop_below: Optional[float] = None) -> Iterator[dict[str, Any]]:
         """Every item of a paginated list, following `next_page_token`."""
@@ -116,6 +120,7 @@ class ActivityCrawl:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="circleci-fanout")
         self._lock = threading.Lock()
         self._organizations: Optional[list[Organization]] = None
+        self._restricted_projects: set[str] = set()
         self._projects_lock = threading.Lock()
         self._projects: Optional[list[str]] = None
         self._contexts_lock = threading.Lock()
@@ -172,14 +177,36 @@ class ActivityCrawl:
         self._skips.note_pipelines(pipelines)
         return pipelines
 
-    def workflows(self, pipeline_id: str) -> Optional[list[dict[str, Any]]]:
-        return self._readable_list(f"/v2/pipeline/{pipeline_id}/workflow")
+    def workflows(self, pipeline: Mapping[str, Any]) -> Optional[list[dict[str, Any]]]:
+        """The pipeline's workflows, or None when unreadable (aged out, or its project is restricted)."""
+        path = f"/v2/pipeline/{pipeline['id']}/workflow"
+        return self._rest_of_list(path, self._pipeline_get(pipeline, path))
+
+    def config(self, pipeline: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+        body = self._pipeline_get(pipeline, f"/v2/pipeline/{pipeline['id']}/config")
+        return body if isinstance(body, dict) else None
+
+    def _pipeline_get(self, pipeline: Mapping[str, Any], path: str) -> Any:
+        if self.is_restricted(pipeline):
+            return None
+        status, body = self._api.fetch(path)
+        if status == 403 and pipeline.get("project_slug"):
+            with self._lock:
+                self._restricted_projects.add(pipeline["project_slug"])
+        return body
+
+    def is_restricted(self, pipeline: Mapping[str, Any]) -> bool:
+        """Its project already answered 403 in this sync: every other pipeline of it would too, so none is asked."""
+        return pipeline.get("project_slug") in self._restricted_projects
 
     def jobs(self, workflow_id: str) -> Optional[list[dict[str, Any]]]:
         return self._readable_list(f"/v2/workflow/{workflow_id}/job")
 
     def _readable_list(self, path: str) -> Optional[list[dict[str, Any]]]:
-        first = self._api.get(path)
+        return self._rest_of_list(path, self._api.get(path))
+
+    def _rest_of_list(self, path: str, first: Any) -> Optional[list[dict[str, Any]]]:
+        """All items of a list whose first page is `first` (None: unreadable)."""
         if first is None:
             return None
         items = list(page_items(first))
@@ -220,10 +247,6 @@ class ActivityCrawl:
             return self._contexts[org.id]
 
     # --- what security_controls evaluates: the same URLs the evidence streams read ----------------------
-    def config(self, pipeline_id: str) -> Optional[dict[str, Any]]:
-        body = self._api.get(f"/v2/pipeline/{pipeline_id}/config")
-        return body if isinstance(body, dict) else None
-
     def job_steps(self, project_slug: str, job_number: int) -> Optional[list[dict[str, Any]]]:
         body = self._api.get(f"/v1.1/project/{v1_project_path(project_slug)}/{job_number}")
         steps = body.get("steps") if isinstance(body, dict) else None

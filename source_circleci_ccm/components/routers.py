@@ -84,35 +84,32 @@ class ActivityPartitionRouter(_CrawlRouter):
 
     def stream_slices(self) -> Iterable[StreamSlice]:
         progress = self.progress
-        for feed in self.crawl.feeds():
-            yield from self.feed_slices(feed, progress)
+        # A feed is paged one page after another: listing every feed side by side overlaps the waits.
+        listings = self.crawl.fan_out(lambda feed: self.crawl.pipelines(feed, progress.floor(feed.key)), self.crawl.feeds())
+        for feed, pipelines in listings:
+            yield from self.feed_slices(feed, progress, pipelines)
             progress.feed_generated(feed.key)
         progress.all_generated()
 
-    def feed_slices(self, feed: Feed, progress: StreamProgress) -> Iterable[StreamSlice]:
+    def feed_slices(self, feed: Feed, progress: StreamProgress, pipelines: list[dict[str, Any]]) -> Iterable[StreamSlice]:
+        """The slices of one feed, given its pipelines newest first down to the stream's floor."""
         raise NotImplementedError
 
-    def pipelines_to_visit(self, feed: Feed, progress: StreamProgress) -> list[dict[str, Any]]:
-        """New pipelines and those still unfinished at the last sync, newest first."""
-        visit = []
-        for pipeline in self.crawl.pipelines(feed, progress.floor(feed.key)):
-            created_at = parse_time(pipeline.get("created_at"))
-            if created_at is not None and (progress.is_new(feed.key, created_at) or progress.is_revisited(feed.key, created_at)):
-                visit.append(pipeline)
-        return visit
+
+def _created_at(pipeline: Mapping[str, Any]) -> float:
+    return parse_time(pipeline.get("created_at")) or 0.0
 
 
 @dataclass
 class FeedPartitionRouter(ActivityPartitionRouter):
     """pipelines: one slice per feed, naming the pipelines not emitted by an earlier sync."""
 
-    def feed_slices(self, feed: Feed, progress: StreamProgress) -> Iterable[StreamSlice]:
+    def feed_slices(self, feed: Feed, progress: StreamProgress, pipelines: list[dict[str, Any]]) -> Iterable[StreamSlice]:
         floor = progress.floor(feed.key)
-        new = [p for p in self.crawl.pipelines(feed, floor) if progress.is_new(feed.key, parse_time(p.get("created_at")) or 0.0)]
-        newest = max((parse_time(p["created_at"]) for p in new), default=None)
-        if newest is None:
+        new = [p for p in pipelines if progress.is_new(feed.key, _created_at(p))]
+        if not new:
             return
-        unit = progress.open_unit(feed.key, floor, newest)
+        unit = progress.open_unit(feed.key, floor, max(_created_at(p) for p in new))
         progress.add_partition(unit)
         progress.unit_generated(unit)
         yield StreamSlice(
@@ -132,70 +129,14 @@ class FeedPartitionRouter(ActivityPartitionRouter):
 
 
 @dataclass
-class PipelinePartitionRouter(ActivityPartitionRouter):
-    """workflows: one slice per pipeline visited, naming the workflows that are new or finished since the last sync."""
-
-    def feed_slices(self, feed: Feed, progress: StreamProgress) -> Iterable[StreamSlice]:
-        for pipeline, workflows in self.crawl.fan_out(self._workflows_of, self.pipelines_to_visit(feed, progress)):
-            created_at = parse_time(pipeline["created_at"]) or 0.0
-            unit = progress.open_unit(feed.key, created_at, created_at, pending=has_unfinished_work(pipeline, workflows))
-            is_new = progress.is_new(feed.key, created_at)
-            emit = [w["id"] for w in workflows or [] if is_new or _changed(progress, w)]
-            if emit:
-                progress.add_partition(unit)
-                yield StreamSlice(
-                    partition={"pipeline_id": pipeline["id"]},
-                    cursor_slice={},
-                    extra_fields={"unit": unit, "emit_ids": emit},
-                )
-            progress.unit_generated(unit)
-
-    def _workflows_of(self, pipeline: Mapping[str, Any]) -> Optional[list[dict[str, Any]]]:
-        return self.crawl.workflows(pipeline["id"])
-
-
-@dataclass
-class WorkflowPartitionRouter(PipelinePartitionRouter):
-    """jobs: one slice per workflow that reached a terminal state since the last sync (never before)."""
-
-    def feed_slices(self, feed: Feed, progress: StreamProgress) -> Iterable[StreamSlice]:
-        for pipeline, workflows in self.crawl.fan_out(self._workflows_of, self.pipelines_to_visit(feed, progress)):
-            created_at = parse_time(pipeline["created_at"]) or 0.0
-            unit = progress.open_unit(feed.key, created_at, created_at, pending=has_unfinished_work(pipeline, workflows))
-            is_new = progress.is_new(feed.key, created_at)
-            for workflow in workflows or []:
-                if is_terminal(workflow) and (is_new or _changed(progress, workflow)):
-                    progress.add_partition(unit)
-                    yield StreamSlice(
-                        partition={"workflow_id": workflow["id"]},
-                        cursor_slice={},
-                        extra_fields={
-                            "unit": unit,
-                            "pipeline_id": pipeline["id"],
-                            "project_slug": workflow.get("project_slug") or pipeline.get("project_slug"),
-                        },
-                    )
-            progress.unit_generated(unit)
-
-
-def _changed(progress: StreamProgress, workflow: Mapping[str, Any]) -> bool:
-    """Created since the last sync (a re-run), or finished since it."""
-    stopped_at = workflow.get("stopped_at") if is_terminal(workflow) else None
-    return progress.changed_since_last_sync(workflow.get("created_at"), stopped_at)
-
-
-# --- deeper evidence ------------------------------------------------------------------------------------
-
-
-@dataclass
 class PipelineConfigPartitionRouter(ActivityPartitionRouter):
     """pipeline_configs: one slice per pipeline not processed by an earlier sync (a config never changes).
     An aged-out pipeline answers 404; the session counts it quietly and the sync goes on."""
 
-    def feed_slices(self, feed: Feed, progress: StreamProgress) -> Iterable[StreamSlice]:
-        for pipeline in self.crawl.pipelines(feed, progress.floor(feed.key)):
-            created_at = parse_time(pipeline.get("created_at"))
-            if created_at is None or not progress.is_new(feed.key, created_at):
+    def feed_slices(self, feed: Feed, progress: StreamProgress, pipelines: list[dict[str, Any]]) -> Iterable[StreamSlice]:
+        for pipeline in pipelines:
+            created_at = _created_at(pipeline)
+            if not progress.is_new(feed.key, created_at) or self.crawl.is_restricted(pipeline):
                 continue
             unit = progress.open_unit(feed.key, created_at, created_at)
             progress.add_partition(unit)
@@ -207,41 +148,82 @@ class PipelineConfigPartitionRouter(ActivityPartitionRouter):
             )
 
 
+Emitted = list[tuple[dict[str, Any], Optional[list[dict[str, Any]]]]]  # (workflow, its jobs if read)
+
+
 @dataclass
-class _PipelineActivityRouter(PipelinePartitionRouter):
-    """Visits pipelines like the workflows router and, on the worker pool, also reads the jobs of the
-    workflows whose jobs the jobs stream emits in this sync (terminal, and new or finished since the
-    last sync). Every list is the crawl's, so it is fetched once whichever streams are selected."""
+class VisitedPipelineRouter(ActivityPartitionRouter):
+    """Visits the pipelines that are new or were unfinished at the last sync. On the crawl's worker pool it
+    reads their workflows and, for streams that need them, the jobs of the workflows that reached a
+    terminal state: so the stream's own reads are answers already fetched, and the fan-out runs at
+    `num_workers` whatever the CDK's threads are doing. Each subclass turns a visited pipeline into slices."""
 
-    def feed_slices(self, feed: Feed, progress: StreamProgress) -> Iterable[StreamSlice]:
-        def read(pipeline: Mapping[str, Any]) -> tuple[Optional[list[dict[str, Any]]], list[Any]]:
-            workflows = self.crawl.workflows(pipeline["id"])
-            is_new = progress.is_new(feed.key, parse_time(pipeline["created_at"]) or 0.0)
-            emitted = [w for w in workflows or [] if is_new or _changed(progress, w)]
-            with_jobs = [(w, self.crawl.jobs(w["id"]) if is_terminal(w) else None) for w in emitted]
-            return workflows, with_jobs
+    needs_jobs = True
 
-        for pipeline, (workflows, emitted) in self.crawl.fan_out(read, self.pipelines_to_visit(feed, progress)):
-            created_at = parse_time(pipeline["created_at"]) or 0.0
+    def feed_slices(self, feed: Feed, progress: StreamProgress, pipelines: list[dict[str, Any]]) -> Iterable[StreamSlice]:
+        def read(pipeline: Mapping[str, Any]) -> tuple[Optional[list[dict[str, Any]]], Emitted]:
+            workflows = self.crawl.workflows(pipeline)
+            is_new = progress.is_new(feed.key, _created_at(pipeline))
+            changed = [w for w in workflows or [] if is_new or _changed(progress, w)]
+            return workflows, [(w, self.crawl.jobs(w["id"]) if self.needs_jobs and is_terminal(w) else None) for w in changed]
+
+        for pipeline, (workflows, emitted) in self.crawl.fan_out(read, self._to_visit(feed, progress, pipelines)):
+            created_at = _created_at(pipeline)
             unit = progress.open_unit(feed.key, created_at, created_at, pending=has_unfinished_work(pipeline, workflows))
-            is_new = progress.is_new(feed.key, created_at)
-            for stream_slice in self.pipeline_slices(pipeline, emitted, unit, is_new):
+            for stream_slice in self.pipeline_slices(pipeline, emitted, unit, progress.is_new(feed.key, created_at)):
                 progress.add_partition(unit)
                 yield stream_slice
             progress.unit_generated(unit)
 
-    def pipeline_slices(
-        self,
-        pipeline: Mapping[str, Any],
-        emitted: list[tuple[dict[str, Any], Optional[list[dict[str, Any]]]]],
-        unit: int,
-        is_new: bool,
-    ) -> Iterable[StreamSlice]:
+    @staticmethod
+    def _to_visit(feed: Feed, progress: StreamProgress, pipelines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [p for p in pipelines if progress.is_new(feed.key, _created_at(p)) or progress.is_revisited(feed.key, _created_at(p))]
+
+    def pipeline_slices(self, pipeline: Mapping[str, Any], emitted: Emitted, unit: int, is_new: bool) -> Iterable[StreamSlice]:
         raise NotImplementedError
 
 
 @dataclass
-class BuildJobPartitionRouter(_PipelineActivityRouter):
+class PipelinePartitionRouter(VisitedPipelineRouter):
+    """workflows: one slice per visited pipeline, naming its workflows that are new or finished since the last sync."""
+
+    needs_jobs = False
+
+    def pipeline_slices(self, pipeline, emitted, unit, is_new):  # type: ignore[no-untyped-def]
+        if emitted:
+            yield StreamSlice(
+                partition={"pipeline_id": pipeline["id"]},
+                cursor_slice={},
+                extra_fields={"unit": unit, "emit_ids": [workflow["id"] for workflow, _ in emitted]},
+            )
+
+
+@dataclass
+class WorkflowPartitionRouter(VisitedPipelineRouter):
+    """jobs: one slice per workflow that reached a terminal state since the last sync (never before)."""
+
+    def pipeline_slices(self, pipeline, emitted, unit, is_new):  # type: ignore[no-untyped-def]
+        for workflow, _ in emitted:
+            if is_terminal(workflow):
+                yield StreamSlice(
+                    partition={"workflow_id": workflow["id"]},
+                    cursor_slice={},
+                    extra_fields={
+                        "unit": unit,
+                        "pipeline_id": pipeline["id"],
+                        "project_slug": workflow.get("project_slug") or pipeline.get("project_slug"),
+                    },
+                )
+
+
+def _changed(progress: StreamProgress, workflow: Mapping[str, Any]) -> bool:
+    """Created since the last sync (a re-run), or finished since it."""
+    stopped_at = workflow.get("stopped_at") if is_terminal(workflow) else None
+    return progress.changed_since_last_sync(workflow.get("created_at"), stopped_at)
+
+
+@dataclass
+class BuildJobPartitionRouter(VisitedPipelineRouter):
     """job_details and job_steps: one slice per build job of a workflow that reached a terminal state since
     the last sync (the jobs stream's rule). Approval jobs have no job number and are never requested."""
 
@@ -267,7 +249,7 @@ class BuildJobPartitionRouter(_PipelineActivityRouter):
 
 
 @dataclass
-class UserPartitionRouter(_PipelineActivityRouter):
+class UserPartitionRouter(VisitedPipelineRouter):
     """users: the people behind the workflows and jobs emitted in this sync (`started_by`, `canceled_by`,
     `errored_by` of workflows; `approved_by`, `canceled_by` of jobs), each read once per sync.
 
@@ -292,7 +274,7 @@ class UserPartitionRouter(_PipelineActivityRouter):
 
 
 @dataclass
-class SecurityControlsPartitionRouter(_PipelineActivityRouter):
+class SecurityControlsPartitionRouter(VisitedPipelineRouter):
     """security_controls: one slice per pipeline to evaluate (new, or with workflows finished since the last
     sync, so execution evidence is now known), and one per project when first met, for its project-level
     controls. The newest evaluated pipeline on a project's default branch also gives the project roll-up."""

@@ -206,7 +206,7 @@ class SecurityControlsRetriever(Retriever):
             yield from project_rollup(records)
 
     def _evidence(self, crawl: ActivityCrawl, pipeline: Mapping[str, Any], with_steps: bool) -> PipelineEvidence:
-        workflows = crawl.workflows(pipeline["id"])
+        workflows = crawl.workflows(pipeline)
         jobs = [
             {**job, "workflow_id": workflow["id"]}
             for workflow in workflows or []
@@ -220,7 +220,7 @@ class SecurityControlsRetriever(Retriever):
                 for job in jobs
                 if job.get("job_number") is not None and job.get("type") != "approval"
             }
-        return PipelineEvidence(pipeline=pipeline, config=crawl.config(pipeline["id"]), workflows=workflows, jobs=jobs, steps=steps)
+        return PipelineEvidence(pipeline=pipeline, config=crawl.config(pipeline), workflows=workflows, jobs=jobs, steps=steps)
 
     def _project_records(self, crawl: ActivityCrawl, project_slug: str, readable: bool, evaluated_at: str) -> Iterable[Mapping[str, Any]]:
         org_slug = org_slug_of_project(project_slug)
