@@ -209,12 +209,6 @@ def after_activity() -> Incremental:
     return _next_sync(new_pipelines=2)
 
 
-REVISITS_FINISHED_PIPELINES = pytest.mark.xfail(
-    strict=True,
-    reason="Known gap (issue 6): the next sync re-reads the workflows of EVERY pipeline newer than the oldest "
-    "unfinished one (progress.py `pending_since`), not only of the unfinished ones; on tiny that is one finished "
-    "pipeline too many; on bench 86 (217 requests where the data needs 131). Remove this marker when state names the unfinished pipelines.",
-)
 
 
 def test_a_repeat_sync_with_no_new_activity_emits_no_finished_work_again(repeat: Incremental) -> None:
@@ -230,7 +224,6 @@ def test_a_repeat_sync_with_no_new_activity_costs_a_handful_of_requests_an_organ
     assert beyond_full_refresh <= 5 * organisations, repeat.requests
 
 
-@REVISITS_FINISHED_PIPELINES
 def test_a_repeat_sync_reads_only_the_workflows_of_unfinished_pipelines(repeat: Incremental) -> None:
     bound = repeat_sync_bound(repeat.before)
     assert len(repeat.requests) <= bound, f"{len(repeat.requests)} requests, bound {bound}: {repeat.requests}"
@@ -246,7 +239,6 @@ def test_after_new_activity_the_next_sync_emits_only_the_new_and_the_newly_finis
     assert sorted(run.out.ids("jobs")) == sorted(jobs_expected)
 
 
-@REVISITS_FINISHED_PIPELINES
 def test_after_new_activity_the_next_sync_makes_only_the_requests_the_change_implies(after_activity: Incremental) -> None:
     bound = incremental_sync_bound(after_activity.before, after_activity.after)
     assert len(after_activity.requests) <= bound, f"{len(after_activity.requests)} requests, bound {bound}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from source_circleci_ccm.components.progress import FeedProgress, StreamProgress, format_time, parse_time
+from source_circleci_ccm.components.progress import MAX_PENDING, FeedProgress, StreamProgress, format_time, parse_time
 
 DAY = 86400.0
 T0 = parse_time("2026-11-01T00:00:00Z")
@@ -43,7 +43,7 @@ def test_a_finished_sync_leaves_one_interval_and_the_next_reads_only_newer_pipel
     first.all_generated()
     state = first.state()
 
-    assert state["feeds"][FEED] == {"done": [[None, format_time(at(9))]], "pending_since": None}
+    assert state["feeds"][FEED] == {"done": [[None, format_time(at(9))]], "pending": []}
     assert state["server_time"] == format_time(at(10))
     second = progress(state)
     assert second.floor(FEED) == at(9)
@@ -72,18 +72,31 @@ def test_unfinished_work_is_looked_at_again_until_it_finishes() -> None:
     first.feed_generated(FEED)
     first.all_generated()
     state = first.state()
-    assert state["feeds"][FEED]["pending_since"] == format_time(at(8))
+    assert state["feeds"][FEED]["pending"] == [format_time(at(8))]
 
     second = progress(state)
     assert second.floor(FEED) == at(8)
-    assert second.is_revisited(FEED, at(8)) and second.is_revisited(FEED, at(9))
-    assert not second.is_revisited(FEED, at(7))
+    assert second.is_revisited(FEED, at(8))
+    assert not second.is_revisited(FEED, at(9)) and not second.is_revisited(FEED, at(7)), "finished ones are not re-read"
 
     second.set_server_time(at(11))
-    run_units(second, [at(9), at(8)], complete=2)  # now finished
+    run_units(second, [at(8)], complete=1)  # now finished
     second.feed_generated(FEED)
     second.all_generated()
-    assert second.state()["feeds"][FEED]["pending_since"] is None
+    assert second.state()["feeds"][FEED]["pending"] == []
+
+
+def test_many_unfinished_pipelines_give_way_to_a_window_from_the_oldest() -> None:
+    p = progress()
+    p.set_server_time(at(10))
+    created = [at(9 - i * 0.01) for i in range(MAX_PENDING + 1)]
+    run_units(p, created, complete=len(created), pending=set(created))
+    p.feed_generated(FEED)
+    p.all_generated()
+
+    feed = p.state()["feeds"][FEED]
+    assert feed["pending_since"] == format_time(min(created)) and "pending" not in feed
+    assert progress(p.state()).is_revisited(FEED, at(8.995))
 
 
 def test_unfinished_work_older_than_the_lookback_is_no_longer_followed() -> None:
@@ -93,7 +106,7 @@ def test_unfinished_work_older_than_the_lookback_is_no_longer_followed() -> None
     p.feed_generated(FEED)
     p.all_generated()
 
-    assert p.state()["feeds"][FEED]["pending_since"] is None
+    assert p.state()["feeds"][FEED]["pending"] == []
 
 
 def test_changes_are_measured_from_the_previous_sync_start() -> None:
@@ -122,6 +135,8 @@ def test_state_does_not_grow_with_history() -> None:
 
 
 def test_feed_progress_round_trips_through_state() -> None:
-    feed = FeedProgress(done=[[float("-inf"), at(3)], [at(5), at(6)]], pending_since=at(5.5))
+    exact = FeedProgress(done=[[float("-inf"), at(3)], [at(5), at(6)]], pending=[at(5.5), at(5.75)])
+    window = FeedProgress(done=[[at(1), at(3)]], pending_since=at(2.5))
 
-    assert FeedProgress.from_state(feed.to_state()) == feed
+    assert FeedProgress.from_state(exact.to_state()) == exact
+    assert FeedProgress.from_state(window.to_state()) == window

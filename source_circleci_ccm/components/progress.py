@@ -7,9 +7,10 @@ project when `project_slugs` is set):
 - `done`: intervals of pipeline `created_at` whose pipelines were fully processed. A pipeline outside
   every interval is new. A finished sync leaves one interval; a sync killed part-way leaves a second
   one, and the next sync fills the gap instead of starting again.
-- `pending_since`: the `created_at` of the oldest processed pipeline that still had unfinished work
-  (a workflow running, failing or on hold). Pipelines from there up are looked at again, so a workflow
-  is emitted again, and its jobs read, once it finishes.
+- `pending`: the `created_at` of each processed pipeline that still had unfinished work (a workflow
+  running, failing or on hold), at most MAX_PENDING a feed. Those pipelines are looked at again, so a
+  workflow is emitted again, and its jobs read, once it finishes. Past MAX_PENDING the list gives way to
+  `pending_since`, the oldest of them, and every pipeline from there up is looked at again.
 
 plus `server_time`, CircleCI's clock when the last finished sync started: a workflow that stopped after
 it changed since. Its size depends on the number of feeds, never on the amount of history.
@@ -24,6 +25,12 @@ from typing import Any, Iterable, Mapping, Optional
 
 Interval = list[float]  # [low, high]; low is -inf for "since the beginning"
 _BEGINNING = float("-inf")
+MAX_PENDING = 50  # unfinished pipelines remembered one by one per feed; beyond, a window from the oldest
+
+
+def _ms(value: float) -> int:
+    """Milliseconds: the precision of CircleCI's timestamps, and exact to compare."""
+    return round(value * 1000)
 
 
 def parse_time(value: Optional[str]) -> Optional[float]:
@@ -35,7 +42,8 @@ def parse_time(value: Optional[str]) -> Optional[float]:
 def format_time(value: Optional[float]) -> Optional[str]:
     if value is None or value == _BEGINNING:
         return None
-    return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, millis = divmod(_ms(value), 1000)
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
 
 
 def _merge(intervals: Iterable[Interval]) -> list[Interval]:
@@ -51,29 +59,54 @@ def _merge(intervals: Iterable[Interval]) -> list[Interval]:
 @dataclass
 class FeedProgress:
     done: list[Interval] = field(default_factory=list)
+    pending: list[float] = field(default_factory=list)
     pending_since: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        self._pending_ms = {_ms(value) for value in self.pending}
 
     def is_done(self, created_at: float) -> bool:
         return any(low <= created_at <= high for low, high in self.done)
 
+    def is_pending(self, created_at: float) -> bool:
+        if self.pending_since is not None and created_at >= self.pending_since:
+            return True
+        return _ms(created_at) in self._pending_ms
+
     def floor(self, start: Optional[float]) -> float:
-        """The oldest `created_at` this sync must reach: the lowest gap in `done`, or `pending_since`."""
+        """The oldest `created_at` this sync must reach: the lowest gap in `done`, or the oldest pending pipeline."""
         bottom = start if start is not None else _BEGINNING
         lowest_gap = bottom if not self.done or self.done[0][0] > bottom else self.done[0][1]
-        if self.pending_since is not None:
-            lowest_gap = min(lowest_gap, self.pending_since)
+        oldest_pending = min(self.pending + ([self.pending_since] if self.pending_since is not None else []), default=None)
+        if oldest_pending is not None:
+            lowest_gap = min(lowest_gap, oldest_pending)
         return max(lowest_gap, bottom)
 
+    @classmethod
+    def with_pending(cls, done: list[Interval], pending: list[float]) -> "FeedProgress":
+        """Remember unfinished pipelines one by one, or as a window from the oldest when there are many."""
+        pending = sorted(set(pending))
+        if len(pending) > MAX_PENDING:
+            return cls(done=_merge(done), pending_since=pending[0])
+        return cls(done=_merge(done), pending=pending)
+
     def to_state(self) -> dict[str, Any]:
-        return {
-            "done": [[format_time(low), format_time(high)] for low, high in self.done],
-            "pending_since": format_time(self.pending_since),
-        }
+        state: dict[str, Any] = {"done": [[format_time(low), format_time(high)] for low, high in self.done]}
+        if self.pending_since is not None:
+            state["pending_since"] = format_time(self.pending_since)
+        else:
+            state["pending"] = [format_time(value) for value in self.pending]
+        return state
 
     @classmethod
     def from_state(cls, value: Mapping[str, Any]) -> "FeedProgress":
         done = [[_BEGINNING if low is None else parse_time(low), parse_time(high)] for low, high in value.get("done", [])]
-        return cls(done=_merge(i for i in done if i[1] is not None), pending_since=parse_time(value.get("pending_since")))
+        pending = [parse_time(item) for item in value.get("pending") or []]
+        return cls(
+            done=_merge(i for i in done if i[1] is not None),
+            pending=[item for item in pending if item is not None],
+            pending_since=parse_time(value.get("pending_since")),
+        )
 
 
 @dataclass
@@ -120,8 +153,7 @@ class StreamProgress:
         return not self.feed(key).is_done(created_at)
 
     def is_revisited(self, key: str, created_at: float) -> bool:
-        pending_since = self.feed(key).pending_since
-        return pending_since is not None and created_at >= pending_since and not self.is_new(key, created_at)
+        return self.feed(key).is_pending(created_at) and not self.is_new(key, created_at)
 
     def changed_since_last_sync(self, *timestamps: Optional[str]) -> bool:
         """True when any of the record's timestamps is at or after the previous sync's start (or there was none)."""
@@ -197,7 +229,9 @@ class StreamProgress:
         if self._server_time is not None:
             horizon = self._server_time - self._lookback_seconds
             pending = [value for value in pending if value >= horizon]
-        if not all_complete and previous.pending_since is not None:
-            # Pipelines not reached yet may still be unfinished: keep looking from the older point.
-            pending.append(previous.pending_since)
-        return FeedProgress(done=_merge(done), pending_since=min(pending) if pending else None), all_complete
+        if not all_complete:
+            # Pipelines not reached yet may still be unfinished: keep every earlier one.
+            if previous.pending_since is not None:
+                return FeedProgress(done=_merge(done), pending_since=min(pending + [previous.pending_since])), False
+            pending += previous.pending
+        return FeedProgress.with_pending(done, pending), all_complete
