@@ -21,6 +21,7 @@ from airbyte_cdk.models import (
     ConfiguredAirbyteCatalog,
     FailureType,
     Status,
+    Type,
 )
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
@@ -31,6 +32,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_circleci_ccm.components.context import SyncContext
 from source_circleci_ccm.components.cursor import ActivityCursor
+from source_circleci_ccm.components.validation import SchemaCheck
 from source_circleci_ccm.components.routers import ActivityPartitionRouter
 from source_circleci_ccm.config import ConfigError, normalize_config
 
@@ -182,6 +184,7 @@ class SourceCircleciCcm(YamlDeclarativeSource):
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
         self.register_secrets()
+        schema_check = SchemaCheck()
         try:
             if self._config_error:
                 raise AirbyteTracedException(message=self._config_error, failure_type=FailureType.config_error)
@@ -193,8 +196,12 @@ class SourceCircleciCcm(YamlDeclarativeSource):
             unknown_org = self._organization_problem()
             if unknown_org:
                 raise AirbyteTracedException(message=unknown_org, failure_type=FailureType.config_error)
-            yield from super().read(logger, config, catalog, state)
+            for message in super().read(logger, config, catalog, state):
+                if message.type == Type.RECORD and message.record is not None:
+                    schema_check.observe(message.record.stream, message.record.data)
+                yield message
         finally:
+            schema_check.report(logger)
             summary = self._context.session.skips.summary()
             if summary:
                 logger.warning(summary)
