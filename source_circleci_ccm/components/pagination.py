@@ -44,7 +44,8 @@ class NextPageToken(PaginationStrategy):
         extra = stream_slice.extra_fields if isinstance(stream_slice, StreamSlice) else {}
         used = {last_page_token_value} if last_page_token_value else set()
         token = next_page_token(body, used, extra.get("stop_below"))
-        if token is None and isinstance(body, Mapping) and body.get("next_page_token") in used:
+        repeated = body.get("next_page_token") if isinstance(body, Mapping) else None
+        if token is None and isinstance(repeated, str) and repeated in used:
             LOGGER.warning(
                 f"CircleCI returned the same page token twice for {requests.utils.urlparse(response.url).path}; "
                 "stopped paging there instead of looping."

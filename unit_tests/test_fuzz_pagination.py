@@ -1,0 +1,212 @@
+"""Property-based tests of response parsing and the pagination loop: whatever CircleCI (or a proxy in front
+of it) answers, nothing raises, nothing loops, and only dict items are taken as records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping, Optional
+
+import pytest
+import requests
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+
+from source_circleci_ccm.components.crawl import CircleCIApi, next_page_token, page_items
+from source_circleci_ccm.components.pagination import NextPageToken
+from airbyte_cdk.sources.types import StreamSlice
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+    max_leaves=20,
+)
+tokens = st.text(min_size=1, max_size=12)
+items_lists = st.lists(json_values | st.dictionaries(st.sampled_from(["id", "created_at", "x"]), json_values), max_size=6)
+# Bodies shaped like CircleCI's, with every part possibly wrong.
+page_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "items": items_lists,
+        "next_page_token": st.none() | tokens | json_values,
+        "message": st.text(max_size=20),
+    },
+)
+bodies = page_bodies | json_values
+FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _response(body: Any, status: int = 200, url: str = "https://circleci.example.com/api/v2/pipeline") -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response.url = url
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+# --- crawl.next_page_token ------------------------------------------------------------------------------------
+
+
+@FAST
+@given(body=bodies, seen=st.sets(tokens, max_size=3))
+def test_next_page_token_is_a_fresh_non_empty_string_or_none(body: Any, seen: set[str]) -> None:
+    token = next_page_token(body, seen)
+    if token is not None:
+        assert isinstance(token, str) and token and token not in seen
+        assert token == body["next_page_token"]
+
+
+@FAST
+@given(body=page_bodies)
+def test_a_token_already_followed_is_never_followed_again(body: dict) -> None:
+    token = body.get("next_page_token")
+    assume(isinstance(token, str) and token)
+    assert next_page_token(body, {token}) is None
+
+
+@FAST
+@given(
+    items=st.lists(
+        st.fixed_dictionaries({"created_at": st.datetimes().map(lambda d: d.isoformat() + "Z")}), min_size=1, max_size=4
+    ),
+    token=tokens,
+    stop_below=st.floats(min_value=-1e10, max_value=1e10),
+)
+def test_stop_below_never_raises_on_well_formed_dates(items: list, token: str, stop_below: float) -> None:
+    result = next_page_token({"items": items, "next_page_token": token}, set(), stop_below)
+    assert result in (None, token)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=(ValueError, AttributeError, TypeError),
+    reason="crawl.next_page_token passes the last item's created_at to progress.parse_time, which raises on a "
+    "value that is not an ISO date string (a number, 'garbage'); it should treat it as unknown (no stop).",
+)
+@pytest.mark.parametrize("created_at", ["garbage", 12345])
+def test_stop_below_with_a_malformed_date_does_not_raise(created_at: Any) -> None:
+    next_page_token({"items": [{"created_at": created_at}], "next_page_token": "t"}, set(), 0.0)
+
+
+# --- crawl.page_items ---------------------------------------------------------------------------------------------
+
+
+@FAST
+@given(body=page_bodies | st.lists(json_values, max_size=4) | json_scalars)
+def test_page_items_yields_exactly_the_dict_items_in_order(body: Any) -> None:
+    items = body.get("items") if isinstance(body, dict) else None
+    assume(items is None or isinstance(items, list))
+    got = list(page_items(body))
+    assert got == [item for item in (items or []) if isinstance(item, dict)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=TypeError,
+    reason="crawl.page_items iterates `items` whatever its type: a number or boolean raises TypeError (a string "
+    "or an object is iterated by character/key and then filtered out). It should take `items` only when it is a list.",
+)
+@pytest.mark.parametrize("items", [5, True, 1.5])
+def test_page_items_with_a_non_list_items_does_not_raise(items: Any) -> None:
+    assert list(page_items({"items": items})) == []
+
+
+# --- CircleCIApi.items: the pagination loop, with a fake requester ----------------------------------------------------
+
+
+class FakeRequester:
+    """Answers `page-token` -> body from a table; an unknown token answers 404 like a stale one."""
+
+    def __init__(self, pages: Mapping[Optional[str], Any]) -> None:
+        self.pages = pages
+        self.calls: list[Optional[str]] = []
+
+    def send_request(self, path: str, request_params: Mapping[str, str], **kwargs: Any) -> requests.Response:
+        token = request_params.get("page-token")
+        self.calls.append(token)
+        if token not in self.pages:
+            return _response({"message": "Not found"}, status=404)
+        return _response(self.pages[token])
+
+
+# A graph of pages: each token leads to a page whose next_page_token may point anywhere, itself included.
+@st.composite
+def page_graphs(draw: Any) -> dict[Optional[str], Any]:
+    names = draw(st.lists(tokens, min_size=0, max_size=6, unique=True))
+    keys: list[Optional[str]] = [None, *names]
+    graph: dict[Optional[str], Any] = {}
+    for key in keys:
+        body = draw(page_bodies)
+        if isinstance(body, dict) and draw(st.booleans()) and "next_page_token" in body:
+            body["next_page_token"] = draw(st.sampled_from(keys[1:] + ["stale-token", None]) if keys[1:] else st.none())
+        graph[key] = body
+    return graph
+
+
+@FAST
+@given(graph=page_graphs())
+@example(graph={None: {"items": [{"id": 1}], "next_page_token": "a"}, "a": {"items": [{"id": 2}], "next_page_token": "a"}})
+@example(graph={None: {"items": [{"id": 1}], "next_page_token": "a"}, "a": {"items": [], "next_page_token": "b"}, "b": {"next_page_token": "a"}})
+@example(graph={None: {"next_page_token": "gone"}})
+@example(graph={None: ["not", "an", "object"]})
+def test_the_pagination_loop_ends_and_requests_each_page_at_most_once(graph: dict) -> None:
+    requester = FakeRequester(graph)
+    api = CircleCIApi(requester)  # type: ignore[arg-type]
+
+    got = []
+    for item in api.items("/v2/pipeline", {"org-slug": "gh/acme"}):
+        got.append(item)
+        assert len(got) < 1000, "runaway pagination"
+
+    assert len(requester.calls) == len(set(requester.calls)), f"a page was asked twice: {requester.calls}"
+    assert len(requester.calls) <= len(graph) + 1
+    expected = [item for token in requester.calls if token in graph for item in page_items(graph[token])]
+    assert got == expected
+    assert all(isinstance(item, dict) for item in got)
+
+
+def test_a_server_that_always_answers_the_same_token_is_asked_twice_then_left() -> None:
+    requester = FakeRequester({None: {"items": [{"id": 1}], "next_page_token": "same"}, "same": {"items": [{"id": 2}], "next_page_token": "same"}})
+    assert [item["id"] for item in CircleCIApi(requester).items("/v2/context")] == [1, 2]  # type: ignore[arg-type]
+    assert requester.calls == [None, "same"]
+
+
+# --- components.pagination.NextPageToken (the manifest's paginator) --------------------------------------------------
+
+
+def _strategy() -> NextPageToken:
+    return NextPageToken(config={}, parameters={})
+
+
+@FAST
+@given(body=bodies, last=st.none() | tokens)
+def test_the_paginator_never_raises_and_never_repeats_the_token_just_used(body: Any, last: Optional[str]) -> None:
+    token = _strategy().next_page_token(_response(body), last_page_size=0, last_record=None, last_page_token_value=last)
+    if token is not None:
+        assert isinstance(token, str) and token and token != last
+
+
+@FAST
+@given(raw=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+def test_the_paginator_stops_on_a_body_that_is_not_json(raw: bytes) -> None:
+    try:
+        json.loads(raw)
+        assume(False)
+    except ValueError:
+        pass
+    assert _strategy().next_page_token(_response(raw), 0, None, None) is None
+
+
+def test_the_paginator_warns_when_the_server_hands_back_the_token_just_used(caplog: pytest.LogCaptureFixture) -> None:
+    body = {"items": [{"id": 1}], "next_page_token": "tok"}
+    assert _strategy().next_page_token(_response(body), 1, None, "tok") is None
+    assert "same page token twice" in caplog.text
+
+
+def test_the_paginator_stops_once_a_newest_first_page_reaches_below_the_slice_floor() -> None:
+    body = {"items": [{"created_at": "2026-01-02T00:00:00Z"}, {"created_at": "2025-12-01T00:00:00Z"}], "next_page_token": "t"}
+    below = StreamSlice(partition={}, cursor_slice={}, extra_fields={"stop_below": 1767225600.0})  # 2026-01-01
+    above = StreamSlice(partition={}, cursor_slice={}, extra_fields={"stop_below": 1700000000.0})
+    assert _strategy().next_page_token(_response(body), 2, None, None, stream_slice=below) is None
+    assert _strategy().next_page_token(_response(body), 2, None, None, stream_slice=above) == "t"
