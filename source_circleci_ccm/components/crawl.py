@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, TypeVar
 
+import orjson
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.requesters.requester import Requester
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -76,15 +77,19 @@ def next_page_token(body: Any, seen_tokens: set[str], stop_below: Optional[float
 
 
 def page_items(body: Any) -> Iterator[dict[str, Any]]:
+    """The objects in a page's `items` list; nothing when `items` is missing or not a list."""
     items = body.get("items") if isinstance(body, Mapping) else None
-    return (item for item in items or [] if isinstance(item, dict))
+    return (item for item in items if isinstance(item, dict)) if isinstance(items, list) else iter(())
 
 
 class CircleCIApi:
-    """JSON GETs sent through the manifest's requester, so they get the same auth, retries and error handling as every stream."""
+    """JSON GETs sent through the manifest's requester, so they get the same auth, retries and error handling
+    as every stream. Each answer is parsed once for the whole crawl (several routers walk the same pages);
+    callers treat the parsed bodies as read-only."""
 
     def __init__(self, requester: Requester) -> None:
         self._requester = requester
+        self._answers: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[int, Any]] = {}
 
     def get(self, path: str, params: Optional[Mapping[str, str]] = None) -> Any:
         """The parsed body, or None when CircleCI answered 400/403/404 (the session has already warned)."""
@@ -92,11 +97,16 @@ class CircleCIApi:
 
     def fetch(self, path: str, params: Optional[Mapping[str, str]] = None) -> tuple[int, Any]:
         """(HTTP status, parsed body or None)."""
-        # Relative to url_base (…/api): a leading slash would make urljoin drop the /api prefix.
-        response = self._requester.send_request(path=path.lstrip("/"), request_params=dict(params or {}))
-        if response is None:
-            return 0, None
-        return response.status_code, response.json() if response.ok else None
+        key = (path, tuple(sorted((params or {}).items())))
+        answer = self._answers.get(key)
+        if answer is None:
+            # Relative to url_base (…/api): a leading slash would make urljoin drop the /api prefix.
+            response = self._requester.send_request(path=path.lstrip("/"), request_params=dict(params or {}))
+            if response is None:
+                return 0, None
+            answer = (response.status_code, orjson.loads(response.content) if response.ok else None)
+            self._answers[key] = answer
+        return answer
 
     def items(self, path: str, params: Optional[Mapping[str, str]] = None, stop_below: Optional[float] = None) -> Iterator[dict[str, Any]]:
         """Every item of a paginated list, following `next_page_token`."""

@@ -64,6 +64,24 @@ class SyncSession(requests.Session):
         self.skips = SkipReporter()
         self.server_time: Optional[float] = None  # epoch seconds of the first `Date` header seen
         self.requests_sent: Counter[str] = Counter()  # URL -> network requests, retries included
+        # requests re-reads proxy variables and ~/.netrc on every request; at thousands of requests a sync that
+        # was a measurable share of the connector's CPU. The token travels in a header, so .netrc is never
+        # needed, and proxy and CA-bundle settings are read once per host below.
+        self.trust_env = False
+        self._environment: dict[str, dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        host = urlsplit(url).netloc if url else ""
+        if host not in self._environment:
+            with requests.Session() as environment:  # trusts the environment, as requests does by default
+                self._environment[host] = environment.merge_environment_settings(url, {}, None, None, None)
+        settings = dict(self._environment[host])
+        if proxies:
+            settings["proxies"] = {**settings["proxies"], **proxies}
+        for key, value in (("stream", stream), ("verify", verify), ("cert", cert)):
+            if value is not None:
+                settings[key] = value
+        return settings
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if request.method != "GET":

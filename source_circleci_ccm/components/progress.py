@@ -33,10 +33,15 @@ def _ms(value: float) -> int:
     return round(value * 1000)
 
 
-def parse_time(value: Optional[str]) -> Optional[float]:
-    if not value:
+def parse_time(value: Any) -> Optional[float]:
+    """Epoch seconds of an RFC 3339 timestamp (with or without milliseconds); None for anything else."""
+    if not isinstance(value, str) or not value:
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def format_time(value: Optional[float]) -> Optional[str]:
