@@ -60,7 +60,10 @@ class SyncSession(requests.Session):
         self._timeout = (10.0, timeout_seconds)
         self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
-        self._paused_until = 0.0
+        self._max_in_flight = max_in_flight
+        self._paused_until = 0.0  # monotonic time before which no request starts (after a 429)
+        self._next_start = 0.0  # earliest start of the next request while pacing
+        self._interval = 0.0  # seconds between request starts while the quota is nearly spent
         self.skips = SkipReporter()
         self.server_time: Optional[float] = None  # epoch seconds of the first `Date` header seen
         self.requests_sent: Counter[str] = Counter()  # URL -> network requests, retries included
@@ -122,7 +125,7 @@ class SyncSession(requests.Session):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeout
         with self._slots:
-            self._wait_for_rate_limit()
+            self._wait_for_turn()
             with self._lock:
                 self.requests_sent[request.url or ""] += 1
             response = super().send(request, **kwargs)
@@ -133,20 +136,31 @@ class SyncSession(requests.Session):
             self.skips.report(response)
         return response
 
-    def _wait_for_rate_limit(self) -> None:
-        delay = self._paused_until - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+    def _wait_for_turn(self) -> None:
+        """After a 429 every request waits as CircleCI said; while the quota left would not cover the requests
+        in flight, request starts are spaced at the rate the quota comes back, instead of bouncing off 429s."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._paused_until, self._next_start)
+            self._next_start = start + self._interval
+        if start > now:
+            time.sleep(start - now)
 
     def _observe(self, response: requests.Response) -> None:
+        headers = response.headers
         if self.server_time is None:
-            date = response.headers.get("Date")
+            date = headers.get("Date")
             parsed = email.utils.parsedate_to_datetime(date) if date else None
             self.server_time = parsed.timestamp() if parsed else time.time()
-        wait = _seconds_until_quota(response)
-        if wait:
-            with self._lock:
+        limit = _number(_header(headers, "Limit"))
+        remaining = _header(headers, "Remaining")
+        reset = _seconds(_header(headers, "Reset"))
+        with self._lock:
+            if response.status_code == 429:
+                wait = _seconds(headers.get("Retry-After")) or reset or 1.0
                 self._paused_until = max(self._paused_until, time.monotonic() + wait)
+            if limit and reset and remaining is not None:
+                self._interval = reset / limit if _number(remaining) < self._max_in_flight else 0.0
 
     @property
     def duplicate_fetches(self) -> int:
@@ -159,14 +173,17 @@ def _canonical(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))))
 
 
-def _seconds_until_quota(response: requests.Response) -> float:
-    """How long every request should hold off: the quota is spent (RateLimit-Remaining 0) or we were throttled."""
-    headers = response.headers
-    if response.status_code == 429:
-        return _number(headers.get("Retry-After")) or _number(headers.get("RateLimit-Reset")) or 1.0
-    if headers.get("RateLimit-Remaining") == "0":
-        return _number(headers.get("RateLimit-Reset")) or 0.0
-    return 0.0
+def _header(headers: Any, name: str) -> Optional[str]:
+    """`RateLimit-<name>`, or the older `X-RateLimit-<name>`."""
+    return headers.get(f"RateLimit-{name}", headers.get(f"X-RateLimit-{name}"))
+
+
+def _seconds(value: Optional[str]) -> float:
+    """A wait in seconds; an epoch timestamp (as some APIs send in X-RateLimit-Reset) becomes the time until it."""
+    number = _number(value)
+    if number > 1_000_000_000:
+        number -= time.time()
+    return min(max(number, 0.0), 3600.0)
 
 
 def _number(value: Optional[str]) -> float:
