@@ -266,3 +266,22 @@ def test_a_sync_killed_part_way_resumes_from_its_last_state_and_loses_nothing() 
     for stream in ACTIVITY_STREAMS:
         assert len(second.records[stream]) < len(truth[stream]), f"{stream} started from scratch"
     assert resumed_requests < 0.8 * full_requests, (resumed_requests, full_requests)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Known gap (owners of crawl.py/routers.py/progress.py): after a list is cut short by a rejected page "
+    "token, the state still marks the whole feed done, so the next sync never reads the pipelines (or jobs) "
+    "beyond the cut. Remove this marker when a truncated list leaves its unread range out of `done`.",
+)
+def test_the_sync_after_a_rejected_page_token_reads_what_it_missed() -> None:
+    with Simulator(SimulatorSettings.preset("tiny")) as sim:
+        truth = sim.truth()
+        config = {"api_token": sim.token, "api_url": sim.base_url}
+        sim.set_faults(Faults(stale_page_token_status=404))
+        first = run_connector("read", config, catalog(CORE_STREAMS), timeout=60)
+        sim.set_faults(Faults())
+        second = run_connector("read", config, catalog(CORE_STREAMS), first.state, timeout=60)
+    for stream in ACTIVITY_STREAMS:
+        got = set(first.ids(stream)) | set(second.ids(stream))
+        assert got == {r["id"] for r in truth[stream]}, f"{stream}: {len(truth[stream]) - len(got)} never read"
