@@ -268,12 +268,6 @@ def test_a_sync_killed_part_way_resumes_from_its_last_state_and_loses_nothing() 
     assert resumed_requests < 0.8 * full_requests, (resumed_requests, full_requests)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known gap (owners of crawl.py/routers.py/progress.py): after a list is cut short by a rejected page "
-    "token, the state still marks the whole feed done, so the next sync never reads the pipelines (or jobs) "
-    "beyond the cut. Remove this marker when a truncated list leaves its unread range out of `done`.",
-)
 def test_the_sync_after_a_rejected_page_token_reads_what_it_missed() -> None:
     with Simulator(SimulatorSettings.preset("tiny")) as sim:
         truth = sim.truth()

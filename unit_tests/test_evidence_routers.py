@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from source_circleci_ccm.components.crawl import Feed, Organization
+from source_circleci_ccm.components.crawl import Feed, Listing, Organization
 from source_circleci_ccm.components.progress import StreamProgress, parse_time
 from source_circleci_ccm.components.routers import (
     BuildJobPartitionRouter,
@@ -55,18 +55,20 @@ class FakeCrawl:
         return [Organization(slug=slug, id=f"id-{slug}", name=slug) for slug in self._contexts]
 
     def pipelines(self, feed, stop_below):
-        return self._pipelines
+        return Listing(self._pipelines)
 
     def workflows(self, pipeline):
         self.asked.append(f"workflows {pipeline['id']}")
-        return self._workflows.get(pipeline["id"])
+        found = self._workflows.get(pipeline["id"])
+        return None if found is None else Listing(found)
 
     def is_restricted(self, pipeline):
         return False
 
     def jobs(self, workflow_id):
         self.asked.append(f"jobs {workflow_id}")
-        return self._jobs.get(workflow_id)
+        found = self._jobs.get(workflow_id)
+        return None if found is None else Listing(found)
 
     def projects(self):
         return self._projects

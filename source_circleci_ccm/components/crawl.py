@@ -108,18 +108,30 @@ class CircleCIApi:
             self._answers[key] = answer
         return answer
 
-    def items(self, path: str, params: Optional[Mapping[str, str]] = None, stop_below: Optional[float] = None) -> Iterator[dict[str, Any]]:
+    def items(self, path: str, params: Optional[Mapping[str, str]] = None, stop_below: Optional[float] = None) -> "Listing":
         """Every item of a paginated list, following `next_page_token`."""
-        seen: set[str] = set()
-        query = dict(params or {})
-        while True:
-            body = self.get(path, query)
-            yield from page_items(body)
-            token = next_page_token(body, seen, stop_below)
-            if token is None:
-                return
+        return self.rest_of(path, params, self.get(path, params), stop_below)
+
+    def rest_of(
+        self, path: str, params: Optional[Mapping[str, str]], first: Any, stop_below: Optional[float] = None
+    ) -> "Listing":
+        """The items of a list whose first page is `first`, and of the pages after it."""
+        listing, seen, body = Listing(page_items(first)), set(), first
+        while (token := next_page_token(body, seen, stop_below)) is not None:
             seen.add(token)
-            query = {**dict(params or {}), "page-token": token}
+            body = self.get(path, {**dict(params or {}), "page-token": token})
+            if body is None:  # CircleCI rejected the page token (the session has warned)
+                listing.complete = False
+                break
+            listing.extend(page_items(body))
+        return listing
+
+
+class Listing(list):  # type: ignore[type-arg]
+    """The items of a paginated list. `complete` is False when CircleCI rejected a page token part-way: the
+    items read are kept, and what was not read must not be counted done."""
+
+    complete = True
 
 
 class ActivityCrawl:
@@ -181,13 +193,13 @@ class ActivityCrawl:
         return [Feed(key=org.slug, org_slug=org.slug, path="/v2/pipeline", org_slug_param=org.slug) for org in self.organizations()]
 
     # --- activity ---------------------------------------------------------------------------------------
-    def pipelines(self, feed: Feed, stop_below: Optional[float]) -> list[dict[str, Any]]:
+    def pipelines(self, feed: Feed, stop_below: Optional[float]) -> Listing:
         params = {"org-slug": feed.org_slug_param} if feed.org_slug_param else {}
-        pipelines = list(self._api.items(feed.path, params, stop_below=stop_below))
+        pipelines = self._api.items(feed.path, params, stop_below=stop_below)
         self._skips.note_pipelines(pipelines)
         return pipelines
 
-    def workflows(self, pipeline: Mapping[str, Any]) -> Optional[list[dict[str, Any]]]:
+    def workflows(self, pipeline: Mapping[str, Any]) -> Optional[Listing]:
         """The pipeline's workflows, or None when unreadable (aged out, or its project is restricted)."""
         path = f"/v2/pipeline/{pipeline['id']}/workflow"
         return self._rest_of_list(path, self._pipeline_get(pipeline, path))
@@ -209,21 +221,15 @@ class ActivityCrawl:
         """Its project already answered 403 in this sync: every other pipeline of it would too, so none is asked."""
         return pipeline.get("project_slug") in self._restricted_projects
 
-    def jobs(self, workflow_id: str) -> Optional[list[dict[str, Any]]]:
+    def jobs(self, workflow_id: str) -> Optional[Listing]:
         return self._readable_list(f"/v2/workflow/{workflow_id}/job")
 
-    def _readable_list(self, path: str) -> Optional[list[dict[str, Any]]]:
+    def _readable_list(self, path: str) -> Optional[Listing]:
         return self._rest_of_list(path, self._api.get(path))
 
-    def _rest_of_list(self, path: str, first: Any) -> Optional[list[dict[str, Any]]]:
+    def _rest_of_list(self, path: str, first: Any) -> Optional[Listing]:
         """All items of a list whose first page is `first` (None: unreadable)."""
-        if first is None:
-            return None
-        items = list(page_items(first))
-        token = next_page_token(first, set())
-        if token:
-            items.extend(self._api.items(path, {"page-token": token}))
-        return items
+        return None if first is None else self._api.rest_of(path, None, first)
 
     # --- projects and contexts (full-refresh evidence) ----------------------------------------------------
     def projects(self) -> list[str]:

@@ -143,6 +143,7 @@ class StreamProgress:
         self._by_id: list[_Unit] = []
         self._finished_feeds: set[str] = set()
         self._all_generated = False
+        self._cut: dict[str, float] = {}
         self._server_time: Optional[float] = None
 
     # --- what to read -------------------------------------------------------------------------------
@@ -196,6 +197,11 @@ class StreamProgress:
         with self._lock:
             self._finished_feeds.add(key)
 
+    def feed_cut(self, key: str, oldest_read: float) -> None:
+        """The feed's listing stopped part-way at `oldest_read`: pipelines older than that were not seen."""
+        with self._lock:
+            self._cut[key] = oldest_read
+
     def all_generated(self) -> None:
         """Every feed of this sync has had all its partitions generated."""
         with self._lock:
@@ -228,7 +234,7 @@ class StreamProgress:
         all_complete = key in self._finished_feeds and len(completed) == len(units)
         done = list(previous.done)
         if completed:
-            low = self.floor(key) if all_complete else completed[-1].low
+            low = max(self.floor(key), self._cut.get(key, _BEGINNING)) if all_complete else completed[-1].low
             done.append([low, completed[0].high])
         pending = [unit.high for unit in completed if unit.pending]
         if self._server_time is not None:

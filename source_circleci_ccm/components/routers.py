@@ -87,6 +87,8 @@ class ActivityPartitionRouter(_CrawlRouter):
         # A feed is paged one page after another: listing every feed side by side overlaps the waits.
         listings = self.crawl.fan_out(lambda feed: self.crawl.pipelines(feed, progress.floor(feed.key)), self.crawl.feeds())
         for feed, pipelines in listings:
+            if not pipelines.complete:  # a rejected page token cut the feed: what is below it is not done
+                progress.feed_cut(feed.key, min((_created_at(p) for p in pipelines), default=float("inf")))
             yield from self.feed_slices(feed, progress, pipelines)
             progress.feed_generated(feed.key)
         progress.all_generated()
@@ -173,7 +175,10 @@ class VisitedPipelineRouter(ActivityPartitionRouter):
             for stream_slice in self.pipeline_slices(pipeline, emitted, unit, progress.is_new(feed.key, created_at)):
                 progress.add_partition(unit)
                 yield stream_slice
-            progress.unit_generated(unit)
+            lists = [workflows] + [jobs for _, jobs in emitted]
+            if all(listing is None or listing.complete for listing in lists):
+                progress.unit_generated(unit)
+            # else a list was cut by a rejected page token: the pipeline stays open, not done, and is read again
 
     @staticmethod
     def _to_visit(feed: Feed, progress: StreamProgress, pipelines: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -66,8 +66,6 @@ class SkipReporter:
         self._warned: set[tuple[str, int]] = set()
         self._project_of_pipeline: dict[str, str] = {}
         self.counts: Counter[str] = Counter()
-        # Lists cut short by a rejected page token ("<path>?<query without page-token>").
-        self.truncated_lists: set[str] = set()
 
     def note_pipelines(self, pipelines: list[dict]) -> None:
         """Remember each pipeline's project, so a 403 on its workflows is reported once for the project."""
@@ -92,8 +90,6 @@ class SkipReporter:
                 "read so far are kept"
             )
             kind = "stale page token"
-            with self._lock:
-                self.truncated_lists.add(listing)
         else:
             subject, why, kind = _describe(path, query, status)
             why += message
