@@ -131,3 +131,11 @@ def test_start_date_leaves_older_pipelines_out(simulator: Simulator, sim_config:
     expected = [p["id"] for p in simulator.truth()["pipelines"] if parse_time(p["created_at"]) >= parse_time(start)]
     assert 0 < len(expected) < len(created)
     assert sorted(output.ids("pipelines")) == sorted(expected)
+
+
+def test_a_read_against_an_unreachable_url_fails_at_once_naming_it(sim_config: dict) -> None:
+    output = run_connector("read", {**sim_config, "api_url": "http://127.0.0.1:9/api"}, catalog(["me", "pipelines"]), timeout=60)
+
+    assert output.returncode != 0 and output.seconds < 30
+    assert [e["failure_type"] for e in output.errors] == ["config_error"]
+    assert "http://127.0.0.1:9/api" in output.errors[0]["message"] and "Traceback" not in output.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from pathlib import Path
 from typing import Any, Iterator, List, Mapping, Optional
 from urllib.parse import quote
@@ -50,6 +51,7 @@ def secret_forms(token: Optional[str], raw_config: Optional[Mapping[str, Any]]) 
 
 
 MANIFEST = Path(__file__).with_name("manifest.yaml")
+IDENTITY_ATTEMPTS = 3
 TOKEN_HELP = (
     "Regenerate it under CircleCI → User Settings → Personal API Tokens and update the token in this connection."
 )
@@ -101,21 +103,27 @@ class SourceCircleciCcm(YamlDeclarativeSource):
         return AirbyteConnectionStatus(status=Status.SUCCEEDED)
 
     def _identity_problem(self) -> tuple[Optional[str], bool]:
-        """What is wrong with GET /v2/me, if anything, and whether it is the token that was rejected."""
+        """What is wrong with GET /v2/me, if anything, and whether no sync could succeed with it
+        (the token is rejected, or the API cannot be reached at all)."""
         api_url = self._config["api_url"]
-        try:
-            # Through the sync's session: the `me` stream then reuses this answer.
-            response = self._context.session.get(
-                f"{api_url}/v2/me",
-                headers={"Circle-Token": self._config["api_token"], "Accept": "application/json"},
-                timeout=(10, self._config["request_timeout_seconds"]),
-            )
-        except requests.exceptions.RequestException as error:
-            return (
-                f"Cannot reach the CircleCI API at {api_url} ({type(error).__name__}). Check api_url "
-                f"(https://circleci.com/api for CircleCI cloud, https://<your-host>/api for CircleCI server) "
-                f"and that this machine can reach it."
-            ), False
+        for attempt in range(IDENTITY_ATTEMPTS):
+            try:
+                # Through the sync's session: the `me` stream then reuses this answer.
+                response = self._context.session.get(
+                    f"{api_url}/v2/me",
+                    headers={"Circle-Token": self._config["api_token"], "Accept": "application/json"},
+                    timeout=(10, self._config["request_timeout_seconds"]),
+                )
+                break
+            except requests.exceptions.RequestException as error:
+                if attempt + 1 < IDENTITY_ATTEMPTS:
+                    time.sleep(2**attempt)  # a reset or a blip: ask again before calling the host unreachable
+                    continue
+                return (
+                    f"Cannot reach the CircleCI API at {api_url} ({type(error).__name__}, {IDENTITY_ATTEMPTS} attempts). "
+                    f"Check api_url (https://circleci.com/api for CircleCI cloud, https://<your-host>/api for "
+                    f"CircleCI server) and that this machine can reach it."
+                ), True
         if response.status_code == 401:
             return f"CircleCI rejected the API token (401 Unauthorized): it is invalid, expired or deleted. {TOKEN_HELP}", True
         if response.status_code != 200:
@@ -131,11 +139,11 @@ class SourceCircleciCcm(YamlDeclarativeSource):
             return f"{api_url}/v2/me did not answer with a CircleCI user: api_url does not seem to point at the CircleCI API.", False
         return None, False
 
-    def _rejected_token(self) -> Optional[str]:
-        """Fail a sync once, up front, on a rejected token (rather than once per stream); anything else
-        (an unreachable host included) is left to the streams' retries."""
-        problem, token_rejected = self._identity_problem()
-        return problem if token_rejected else None
+    def _fatal_identity_problem(self) -> Optional[str]:
+        """Fail a sync once, up front, when no stream could succeed (rather than once per stream after
+        minutes of retries); anything else (a 5xx, say) is left to the streams' retries."""
+        problem, fatal = self._identity_problem()
+        return problem if fatal else None
 
     def _organization_problem(self) -> Optional[str]:
         if not (self._config.get("org_slugs") or self._config.get("project_slugs")):
@@ -188,9 +196,9 @@ class SourceCircleciCcm(YamlDeclarativeSource):
         try:
             if self._config_error:
                 raise AirbyteTracedException(message=self._config_error, failure_type=FailureType.config_error)
-            rejected = self._rejected_token()
-            if rejected:
-                raise AirbyteTracedException(message=rejected, failure_type=FailureType.config_error)
+            fatal = self._fatal_identity_problem()
+            if fatal:
+                raise AirbyteTracedException(message=fatal, failure_type=FailureType.config_error)
             # An org slug the token cannot see fails the sync once, up front, with the list of visible
             # organisations (otherwise every activity stream fails on its own with a vaguer message).
             unknown_org = self._organization_problem()
