@@ -49,3 +49,11 @@ def test_a_string_that_is_not_a_project_slug_is_refused(slug: str) -> None:
         v1_project_path(slug)
     with pytest.raises(ValueError):
         settings_project_path(slug)
+
+
+def test_settings_and_v1_spellings_go_back_to_the_v2_slug() -> None:
+    from source_circleci_ccm.components.slugs import v2_project_slug
+
+    assert v2_project_slug("github/acme/api") == "gh/acme/api"
+    assert v2_project_slug("bitbucket/acme/api") == "bb/acme/api"
+    assert v2_project_slug("circleci/org-id/project-id") == "circleci/org-id/project-id"

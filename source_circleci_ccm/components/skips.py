@@ -15,6 +15,8 @@ from urllib.parse import parse_qs, unquote, urlencode, urlparse
 
 import requests
 
+from source_circleci_ccm.components.slugs import v2_project_slug
+
 LOGGER = logging.getLogger("airbyte")
 
 _RULES: list[tuple[re.Pattern[str], str, str]] = [
@@ -56,7 +58,7 @@ _RESTRICTED_PIPELINE = "CircleCI answered 403: the token's account is not a memb
 
 _PIPELINE_PART = re.compile(r"/v2/pipeline/([^/]+)/")
 
-# Skips that are routine and only counted, not warned one by one.
+# Skips that are routine and only counted, not warned one by one (a 404 there: an aged-out pipeline).
 _QUIET = re.compile(r"/v2/pipeline/[^/]+/config$")
 
 
@@ -99,7 +101,7 @@ class SkipReporter:
                 why = _CAUSE[403] + message
         with self._lock:
             self.counts[kind] += 1
-            if _QUIET.search(path) or (subject, status) in self._warned:
+            if (status == 404 and _QUIET.search(path)) or (subject, status) in self._warned:
                 return
             self._warned.add((subject, status))
         LOGGER.warning(f"Skipped {subject}: {why}.")
@@ -116,7 +118,7 @@ def _describe(path: str, query: dict[str, list[str]], status: int) -> tuple[str,
         match = pattern.search(path)
         if not match:
             continue
-        name = match.group(1)
+        name = _v2_spelling(match.group(1))
         org = query.get("org-slug", ["?"])[0]
         if why_template == "{aged_out}":
             why = _AGED_OUT if status == 404 else _RESTRICTED_PIPELINE
@@ -128,6 +130,15 @@ def _describe(path: str, query: dict[str, list[str]], status: int) -> tuple[str,
             kind = f"{subject_template.split(' ')[0]} answers {status}"
         return subject_template.format(name, org=org), why, kind
     return path, _CAUSE.get(status, f"CircleCI answered {status}"), f"other answers {status}"
+
+
+def _v2_spelling(name: str) -> str:
+    """Settings and v1.1 paths spell the provider out (`github/acme/api`, `github/acme/api/42`); warnings use
+    the `gh/acme/api` users see everywhere else (a job number, if any, stays at the end)."""
+    parts = name.split("/")
+    if parts[0] not in ("github", "bitbucket") or len(parts) < 3:
+        return name
+    return "/".join([v2_project_slug("/".join(parts[:3]))] + parts[3:])
 
 
 def _circleci_message(response: requests.Response) -> str:

@@ -8,6 +8,7 @@ segment: `github`, `bitbucket`, or `circleci` for GitHub App/GitLab projects.
 
 from __future__ import annotations
 
+_SHORT_PROVIDER = {"github": "gh", "bitbucket": "bb"}
 _LONG_PROVIDER = {"gh": "github", "github": "github", "bb": "bitbucket", "bitbucket": "bitbucket", "circleci": "circleci"}
 
 
@@ -29,3 +30,9 @@ def settings_project_path(project_slug: str) -> str:
 def v1_project_path(project_slug: str) -> str:
     """`bb/acme/api` -> `bitbucket/acme/api`: the `{vcs}/{org}/{repo}` of `/v1.1/project/.../{build_num}`."""
     return "/".join(_split(project_slug))
+
+
+def v2_project_slug(path: str) -> str:
+    """`github/acme/api` (as the settings and v1.1 endpoints spell it) -> `gh/acme/api`, as everywhere else."""
+    provider, org, project = _split(path)
+    return "/".join((_SHORT_PROVIDER.get(provider, provider), org, project))
