@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -19,11 +20,19 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--token", default=None)
     ap.add_argument("--vcs-key", default="vcs_type", choices=["vcs_type", "vcs-type"])
+    ap.add_argument("--anchor", type=float, default=None,
+                    help="epoch seconds the history is dated back from (default: now); the same anchor and seed "
+                         "serve the same history, so a later sync sees only what was added since")
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
+                    help="any other SimulatorSettings field, e.g. --set restricted_projects=0")
     args = ap.parse_args(argv)
     over = dict(seed=args.seed, latency_ms=args.latency_ms, rate_limit_rps=args.rate_limit,
-                collaborations_vcs_key=args.vcs_key)
+                collaborations_vcs_key=args.vcs_key, anchor=args.anchor)
     if args.token:
         over["token"] = args.token
+    for assignment in args.set:
+        name, _, value = assignment.partition("=")
+        over[name] = json.loads(value)
     settings = SimulatorSettings.preset(args.size, **over)
     sim = Simulator(settings, host=args.host, port=args.port).start()
     stop = threading.Event()

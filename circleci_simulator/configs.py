@@ -7,7 +7,6 @@ from the same definitions, so all three agree by construction.
 from __future__ import annotations
 
 import random
-from typing import Optional
 
 import yaml
 

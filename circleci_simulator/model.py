@@ -150,7 +150,7 @@ class World:
         self.s = settings
         self.rng = random.Random(settings.seed)
         self.activity_rng = random.Random(settings.seed * 7919 + 1)
-        self.anchor = time.time()
+        self.anchor = settings.anchor if settings.anchor is not None else time.time()
         self.lock = threading.RLock()
         self.version = 0
         self.orgs = []

@@ -57,6 +57,7 @@ class SimulatorSettings:
     token: str = "sim-token-0123456789abcdef"
     collaborations_vcs_key: str = "vcs_type"  # or "vcs-type"
     faults: Faults = field(default_factory=Faults)
+    anchor: Optional[float] = None  # epoch the generated history is dated back from (None: the start time)
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "SimulatorSettings":

@@ -17,7 +17,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -256,7 +256,7 @@ def test_a_sync_killed_part_way_resumes_from_its_last_state_and_loses_nothing() 
         assert second.returncode == 0 and not second.errors
 
         sim.reset_request_log()
-        full = run_connector("read", config, catalog(CORE_STREAMS), timeout=120)
+        run_connector("read", config, catalog(CORE_STREAMS), timeout=120)  # a clean full sync, to compare requests
         full_requests = len(sim.request_log())
 
     for stream in CORE_STREAMS:

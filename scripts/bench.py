@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -37,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from integration_tests.harness import CORE_STREAMS, catalog, connector_command  # noqa: E402
+from circleci_simulator.process import SimulatorProcess  # noqa: E402
 from integration_tests.test_performance import (  # noqa: E402  (the request counts the data implies)
     implied_full_sync_requests,
     incremental_sync_bound,
@@ -59,77 +57,14 @@ MIN_RATE_SHARE = 18.0 / 20.0  # 18 req/s at 20 req/s
 
 
 # --------------------------------------------------------------------------- the simulator in a subprocess
-class SimulatorProcess:
-    """`python -m circleci_simulator ...` (or, with settings overrides, the same through this script)."""
-
-    def __init__(self, size: str, latency_ms: float, rate_limit: float = 0.0, overrides: Optional[dict] = None):
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-        if overrides:
-            spec = json.dumps({"size": size, "latency_ms": latency_ms, "rate_limit_rps": rate_limit, **overrides})
-            args = [sys.executable, str(Path(__file__).resolve()), "--serve-simulator", spec]
-        else:
-            args = [sys.executable, "-m", "circleci_simulator", "--size", size, "--latency-ms", str(latency_ms),
-                    "--rate-limit", str(rate_limit)]
-        self.description = f"{size}, {latency_ms:g} ms a request" + (f", {rate_limit:g} req/s limit" if rate_limit else "")
-        if overrides:
-            self.description += ", " + ", ".join(f"{k}={v}" for k, v in overrides.items())
-        self._proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
-        self.url = self.token = ""
-        deadline = time.monotonic() + 120
-        while not (self.url and self.token):
-            line = self._proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"simulator exited with {self._proc.wait()} before printing its URL")
-            key, _, value = line.strip().partition("=")
-            if key == "CIRCLECI_SIMULATOR_URL":
-                self.url = value
-            elif key == "CIRCLECI_SIMULATOR_TOKEN":
-                self.token = value
-            if time.monotonic() > deadline:
-                raise RuntimeError("simulator did not start within 120 s")
-        self._admin = self.url[: -len("/api")] if self.url.endswith("/api") else self.url
-
-    def admin(self, method: str, path: str, body: Optional[dict] = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-        request = urllib.request.Request(f"{self._admin}/_sim/{path}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return json.loads(response.read())
-
-    def stop(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-
-    def __enter__(self) -> "SimulatorProcess":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
-
-
-def serve_simulator(spec: str) -> int:
-    """Hidden mode: the simulator with settings the CLI has no flag for (used for the meltano comparison)."""
-    from circleci_simulator import Simulator, SimulatorSettings
-
-    values = json.loads(spec)
-    settings = SimulatorSettings.preset(values.pop("size"), **values)
-    sim = Simulator(settings).start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    print(f"CIRCLECI_SIMULATOR_URL={sim.base_url}", flush=True)
-    print(f"CIRCLECI_SIMULATOR_TOKEN={sim.token}", flush=True)
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        sim.stop()
-    return 0
+def simulator(size: str, latency_ms: float, rate_limit: float = 0.0, overrides: Optional[dict] = None) -> SimulatorProcess:
+    """The simulator for one part of the bench; `description` says how it was set up."""
+    args = ["--size", size, "--latency-ms", str(latency_ms), "--rate-limit", str(rate_limit)]
+    args += [f"--set={name}={json.dumps(value)}" for name, value in (overrides or {}).items()]
+    sim = SimulatorProcess(*args)
+    sim.description = f"{size}, {latency_ms:g} ms a request" + (f", {rate_limit:g} req/s limit" if rate_limit else "")
+    sim.description += "".join(f", {name}={value}" for name, value in (overrides or {}).items())
+    return sim
 
 
 # --------------------------------------------------------------------------- one run of a process
@@ -429,10 +364,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--profile", metavar="PATH", help="profile the full sync: PATH.prof = cProfile (main thread only), "
                     "PATH.svg/.json/.txt = py-spy (every thread; py-spy must be installed)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    ap.add_argument("--serve-simulator", metavar="SPEC", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    if args.serve_simulator:
-        return serve_simulator(args.serve_simulator)
 
     runs: list[Run] = []
     figures: dict[str, Any] = {}
@@ -441,7 +373,7 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"num_workers {args.workers}, {os.cpu_count()} CPUs", flush=True)
 
     # 1-2. full, repeat, +1% activity ------------------------------------------------------------------
-    with SimulatorProcess(args.size, args.latency_ms) as sim:
+    with simulator(args.size, args.latency_ms) as sim:
         truth = sim.admin("GET", "truth")
         sizes = {k: len(truth[k]) for k in ("collaborations", "pipelines", "workflows", "jobs", "contexts")}
         print(f"# organisation: {sizes['collaborations']} orgs, {len({p['project_slug'] for p in truth['pipelines']})} "
@@ -483,7 +415,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         # The tap dies on the first 403/404: same size and latency, but no restricted project and no
         # pipeline past CircleCI's ~90-day retention (the simulator still keeps one, in its first org).
         overrides = {"restricted_projects": 0, "aged_out_fraction": 0.0}
-        with SimulatorProcess(args.size, args.latency_ms, overrides=overrides) as msim:
+        with simulator(args.size, args.latency_ms, overrides=overrides) as msim:
             mtruth = msim.admin("GET", "truth")
             orgs = tap_compatible_orgs(mtruth)
             if args.meltano_orgs:
@@ -506,7 +438,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # 4. rate-limited full sync ------------------------------------------------------------------------
     limited = None
     if not args.skip_rate_limited:
-        with SimulatorProcess(args.rate_limited_size, args.latency_ms, rate_limit=args.rate_limit) as rsim:
+        with simulator(args.rate_limited_size, args.latency_ms, rate_limit=args.rate_limit) as rsim:
             rtruth = rsim.admin("GET", "truth")
             rconfig = {"api_token": rsim.token, "api_url": rsim.url, "num_workers": args.workers}
             print(f"# rate-limited full sync on '{rsim.description}'", flush=True)

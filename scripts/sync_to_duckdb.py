@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import warnings
 from pathlib import Path
 from typing import Any, Optional
@@ -32,6 +29,9 @@ os.environ.setdefault("AIRBYTE_OFFLINE_MODE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the simulator is test and demo infrastructure, not part of the installed package
+
+from circleci_simulator.process import SimulatorProcess  # noqa: E402
 DEFAULT_DB = REPO / ".cache" / "circleci_ccm.duckdb"
 SIMULATOR_CLOCK = REPO / ".cache" / "simulator.json"
 EXAMPLE_QUERY = "SELECT status, COUNT(*) AS jobs FROM {schema}.jobs GROUP BY status ORDER BY jobs DESC, status"
@@ -43,104 +43,20 @@ def say(message: str = "") -> None:
 
 
 # --- the bundled simulator ------------------------------------------------------------------------------
-class SimulatorProcess:
-    """`python -m circleci_simulator` in a child process, on a free loopback port.
-
-    The simulator dates its history relative to the moment it starts. So that a repeat sync sees the same
-    history (and reads nothing but what is new), the first run records that moment in .cache/simulator.json
-    and later runs start the simulator with the same clock (`--serve-simulator` below).
-    """
-
-    def __init__(self, size: str = "tiny", seed: int = 7) -> None:
-        self.size, self.seed = size, seed
-        self.process: Optional[subprocess.Popen[str]] = None
-        self.url = self.token = ""
-
-    def start(self) -> "SimulatorProcess":
-        anchor = self._anchor()
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve-simulator", str(anchor), self.size, str(self.seed)]
-        # A session of its own: Ctrl-C reaches this script, which then stops the simulator in order.
-        self.process = subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, text=True, start_new_session=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))},
-        )
-        deadline = time.monotonic() + 30
-        assert self.process.stdout is not None
-        while time.monotonic() < deadline and not (self.url and self.token):
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            key, _, value = line.strip().partition("=")
-            if key == "CIRCLECI_SIMULATOR_URL":
-                self.url = value
-            elif key == "CIRCLECI_SIMULATOR_TOKEN":
-                self.token = value
-        if not (self.url and self.token):
-            self.stop()
-            raise SystemExit("The CircleCI simulator did not start (no URL/token printed within 30 s).")
-        return self
-
-    def _anchor(self) -> float:
-        try:
-            saved = json.loads(SIMULATOR_CLOCK.read_text())
-            if saved.get("size") == self.size and saved.get("seed") == self.seed:
-                return float(saved["anchor"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+def start_simulator(size: str = "tiny", seed: int = 7) -> SimulatorProcess:
+    """The simulator on a free loopback port. It dates its history back from an anchor time; the first run
+    records it in .cache/simulator.json and later runs reuse it, so a repeat sync sees the same history and
+    reads nothing but what is new."""
+    try:
+        saved = json.loads(SIMULATOR_CLOCK.read_text())
+        anchor = float(saved["anchor"]) if (saved.get("size"), saved.get("seed")) == (size, seed) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        anchor = None
+    if anchor is None:
         anchor = time.time()
         SIMULATOR_CLOCK.parent.mkdir(parents=True, exist_ok=True)
-        SIMULATOR_CLOCK.write_text(json.dumps({"size": self.size, "seed": self.seed, "anchor": anchor}))
-        return anchor
-
-    def add_activity(self, pipelines: int = 5) -> int:
-        request = urllib.request.Request(
-            self.url.rsplit("/api", 1)[0] + "/_sim/activity",
-            data=json.dumps({"pipelines": pipelines}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return len(json.loads(response.read()).get("pipeline_ids", []))
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-
-def serve_simulator(anchor: float, size: str, seed: int) -> int:
-    """Child-process side of SimulatorProcess: the simulator's CLI, with its history dated from `anchor`."""
-    import circleci_simulator.__main__ as cli
-    import circleci_simulator.model as model
-
-    real_time = model.time
-
-    class _ClockAtAnchor:
-        """`time` for the moment the simulated history is generated; the real clock afterwards."""
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(real_time, name)
-
-        @staticmethod
-        def time() -> float:
-            return anchor
-
-    real_world_init = model.World.__init__
-
-    def world_init(self: Any, settings: Any) -> None:
-        model.time = _ClockAtAnchor()
-        try:
-            real_world_init(self, settings)
-        finally:
-            model.time = real_time
-
-    model.World.__init__ = world_init  # type: ignore[method-assign]
-    return int(cli.main(["--size", size, "--seed", str(seed), "--port", "0"]) or 0)
+        SIMULATOR_CLOCK.write_text(json.dumps({"size": size, "seed": seed, "anchor": anchor}))
+    return SimulatorProcess("--size", size, "--seed", str(seed), "--anchor", repr(anchor), own_session=True, start_timeout=30)
 
 
 # --- progress where PyAirbyte shows none ----------------------------------------------------------------
@@ -247,9 +163,6 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve-simulator":
-        return serve_simulator(float(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
-
     executable = Path(sys.executable).with_name("source-circleci-ccm")
     if not executable.exists():
         raise SystemExit(f"{executable} is missing: install the connector into this environment first (make sync does).")
@@ -275,12 +188,12 @@ def main() -> int:
             say("Syncing your CircleCI account (CIRCLECI_TOKEN is set) "
                 f"at {os.environ.get('CIRCLECI_API_URL') or 'https://circleci.com/api'}.")
         else:
-            simulator = SimulatorProcess().start()
+            simulator = start_simulator()
             say("No CIRCLECI_TOKEN set: syncing the bundled CircleCI SIMULATOR (generated demo data, not a real account)")
             say(f"  simulator at {simulator.url}; it stops when this sync ends. "
                 "Set CIRCLECI_TOKEN to sync your own account instead.")
             if not first_run and os.environ.get("CCM_DEMO_NEW_ACTIVITY") == "1":
-                added = simulator.add_activity(pipelines=5)
+                added = len(simulator.admin("POST", "activity", {"pipelines": 5}).get("pipeline_ids", []))
                 say(f"  CCM_DEMO_NEW_ACTIVITY=1: the simulator received {added} new pipelines since the last sync.")
 
         source = ab.get_source(
