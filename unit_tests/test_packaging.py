@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +161,18 @@ def test_allowed_hosts_cover_cloud_and_the_configured_api_url(data: dict[str, An
 def test_changelog_has_an_entry_for_this_version(data: dict[str, Any]) -> None:
     docs = (REPO / "docs" / "circleci-ccm.md").read_text()
     assert re.search(rf"^\|\s*{re.escape(data['dockerImageTag'])}\s*\|", docs, re.MULTILINE)
+
+
+def test_the_wheel_ships_manifest_schemas_and_rules_but_not_the_simulator(tmp_path: Path) -> None:
+    """`pip install .` (not only `-e .`) must find the manifest, every schema and the rule catalogue."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        check=True, capture_output=True,
+    )
+    names = zipfile.ZipFile(next(tmp_path.glob("source_circleci_ccm-*.whl"))).namelist()
+
+    assert "source_circleci_ccm/manifest.yaml" in names
+    assert "source_circleci_ccm/controls/catalogue.yaml" in names
+    schemas = {name.rsplit("/", 1)[-1][: -len(".json")] for name in names if name.startswith("source_circleci_ccm/schemas/")}
+    assert schemas == {path.stem for path in (REPO / "source_circleci_ccm" / "schemas").glob("*.json")}
+    assert not [name for name in names if name.startswith(("circleci_simulator/", "unit_tests/", "integration_tests/"))]
