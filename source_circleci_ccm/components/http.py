@@ -11,7 +11,6 @@ import email.utils
 import logging
 import threading
 import time
-from collections import Counter
 from typing import Any, Optional
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -66,7 +65,6 @@ class SyncSession(requests.Session):
         self._interval = 0.0  # seconds between request starts while the quota is nearly spent
         self.skips = SkipReporter()
         self.server_time: Optional[float] = None  # epoch seconds of the first `Date` header seen
-        self.requests_sent: Counter[str] = Counter()  # URL -> network requests, retries included
         # requests re-reads proxy variables and ~/.netrc on every request; at thousands of requests a sync that
         # was a measurable share of the connector's CPU. The token travels in a header, so .netrc is never
         # needed, and proxy and CA-bundle settings are read once per host below.
@@ -121,13 +119,10 @@ class SyncSession(requests.Session):
         flight.resolve(None)
 
     def _send_over_network(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self._timeout)
-        if kwargs.get("timeout") is None:
+        if kwargs.get("timeout") is None:  # the CDK passes none unless the manifest sets one
             kwargs["timeout"] = self._timeout
         with self._slots:
             self._wait_for_turn()
-            with self._lock:
-                self.requests_sent[request.url or ""] += 1
             response = super().send(request, **kwargs)
             self._observe(response)
         if response.status_code == 200:
@@ -162,9 +157,6 @@ class SyncSession(requests.Session):
             if limit and reset and remaining is not None:
                 self._interval = reset / limit if _number(remaining) < self._max_in_flight else 0.0
 
-    @property
-    def duplicate_fetches(self) -> int:
-        return sum(count - 1 for count in self.requests_sent.values() if count > 1)
 
 
 def _canonical(url: str) -> str:
