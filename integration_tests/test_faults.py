@@ -227,21 +227,24 @@ def test_a_sync_killed_part_way_resumes_from_its_last_state_and_loses_nothing() 
         config = {"api_token": sim.token, "api_url": sim.base_url, "num_workers": 4}
 
         process = _start(config, None, Path(folder))
-        messages, states, killed_at = [], {}, None
+        messages, states, killed_at, jobs_read = [], {}, None, 0
         assert process.stdout is not None
         for line in process.stdout:
             if not line.startswith("{"):
                 continue
             message = json.loads(line)
             messages.append(message)
+            if message["type"] == "RECORD" and message["record"]["stream"] == "jobs":
+                jobs_read += 1
             if message["type"] == "STATE":
                 name = message["state"]["stream"]["stream_descriptor"]["name"]
                 states[name] = message["state"]
-                # Kill once every activity stream has checkpointed some finished pipelines.
-                if all(_done_intervals(states[s]) for s in ACTIVITY_STREAMS if s in states) and set(ACTIVITY_STREAMS) <= set(states):
-                    process.send_signal(signal.SIGKILL)
-                    killed_at = len(sim.request_log())
-                    break
+            # Kill half-way through the jobs, once every activity stream has checkpointed finished pipelines.
+            checkpointed = set(ACTIVITY_STREAMS) <= set(states) and all(_done_intervals(states[s]) for s in ACTIVITY_STREAMS)
+            if checkpointed and jobs_read >= len(truth["jobs"]) // 2:
+                process.send_signal(signal.SIGKILL)
+                killed_at = len(sim.request_log())
+                break
         process.kill()
         process.wait(timeout=10)
         assert killed_at is not None, "the sync finished before it could be killed: raise the latency"
