@@ -145,13 +145,12 @@ class ActivityCrawl:
         self._restricted_projects: set[str] = set()
         self._projects_lock = threading.Lock()
         self._projects: Optional[list[str]] = None
-        self._contexts_lock = threading.Lock()
-        self._contexts: dict[str, list[dict[str, Any]]] = {}
 
     # --- organisations and feeds ----------------------------------------------------------------------
     def collaborations(self) -> list[dict[str, Any]]:
+        """The token's organisations (the crawl reads their slug, id and name; the stream normalises vcs_type)."""
         body = self._api.get("/v2/me/collaborations")
-        return [normalize_collaboration(item) for item in body or [] if isinstance(item, dict)]
+        return [item for item in body or [] if isinstance(item, dict)]
 
     def organizations(self) -> list[Organization]:
         with self._lock:
@@ -255,12 +254,7 @@ class ActivityCrawl:
 
     def contexts(self, org: Organization) -> list[dict[str, Any]]:
         """The organisation's contexts: the `/v2/context?owner-id=` pages the contexts stream reads."""
-        if not org.id:
-            return []
-        with self._contexts_lock:
-            if org.id not in self._contexts:
-                self._contexts[org.id] = list(self._api.items("/v2/context", {"owner-id": org.id}))
-            return self._contexts[org.id]
+        return self._api.items("/v2/context", {"owner-id": org.id}) if org.id else []
 
     # --- what security_controls evaluates: the same URLs the evidence streams read ----------------------
     def job_steps(self, project_slug: str, job_number: int) -> Optional[list[dict[str, Any]]]:
@@ -273,10 +267,10 @@ class ActivityCrawl:
         return body if isinstance(body, dict) else None
 
     def context_env_vars(self, context_id: str) -> list[dict[str, Any]]:
-        return list(self._api.items(f"/v2/context/{context_id}/environment-variable"))
+        return self._api.items(f"/v2/context/{context_id}/environment-variable")
 
     def context_restrictions(self, context_id: str) -> list[dict[str, Any]]:
-        return list(self._api.items(f"/v2/context/{context_id}/restrictions"))
+        return self._api.items(f"/v2/context/{context_id}/restrictions")
 
     def fan_out(self, fetch: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R]]:
         """(item, fetch(item)) in the order of `items`, fetched concurrently on the sync's worker pool."""
@@ -286,9 +280,3 @@ class ActivityCrawl:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-
-def normalize_collaboration(item: Mapping[str, Any]) -> dict[str, Any]:
-    """Real servers say `vcs_type` where the spec says `vcs-type`: records always carry `vcs_type`."""
-    record = {key: value for key, value in item.items() if key != "vcs-type"}
-    record["vcs_type"] = item.get("vcs_type", item.get("vcs-type"))
-    return record
