@@ -115,6 +115,7 @@ def test_changes_are_measured_from_the_previous_sync_start() -> None:
     assert p.changed_since_last_sync(format_time(at(4)), format_time(at(6)))
     assert not p.changed_since_last_sync(format_time(at(4)), None)
     assert progress().changed_since_last_sync(None)
+    assert p.changed_since_last_sync("not a time"), "an unreadable timestamp is emitted again, never a crash"
 
 
 def test_a_unit_sharing_a_timestamp_with_an_unfinished_one_is_not_counted_done() -> None:

@@ -162,10 +162,12 @@ class StreamProgress:
         return self.feed(key).is_pending(created_at) and not self.is_new(key, created_at)
 
     def changed_since_last_sync(self, *timestamps: Optional[str]) -> bool:
-        """True when any of the record's timestamps is at or after the previous sync's start (or there was none)."""
+        """True when any of the record's timestamps is at or after the previous sync's start (or there was none).
+        A timestamp that cannot be read counts as changed: emitting a record again beats losing it."""
         if self.since is None:
             return True
-        return any(value and parse_time(value) >= self.since for value in timestamps)  # type: ignore[operator]
+        times = [parse_time(value) for value in timestamps if value]
+        return any(time is None or time >= self.since for time in times)
 
     # --- bookkeeping while the sync runs ---------------------------------------------------------------
     def set_server_time(self, value: Optional[float]) -> None:
