@@ -45,7 +45,20 @@ def normalize_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     config["unfinished_lookback_days"] = _bounded_int(
         raw, "unfinished_lookback_days", DEFAULT_UNFINISHED_LOOKBACK_DAYS, 1, 90
     )
+    config["ca_certificate"] = _ca_certificate(raw.get("ca_certificate"))
     return config
+
+
+def _ca_certificate(value: Any) -> Optional[str]:
+    if value in (None, ""):
+        return None
+    text = value.strip() if isinstance(value, str) else ""
+    if "-----BEGIN CERTIFICATE-----" not in text or "-----END CERTIFICATE-----" not in text:
+        raise ConfigError(
+            "ca_certificate must be the certificate authority's certificate in PEM form (the text from "
+            "-----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----), or empty for CircleCI cloud."
+        )
+    return text
 
 
 def _token(value: Any) -> str:

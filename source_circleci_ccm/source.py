@@ -1,41 +1,57 @@
-"""The Airbyte source: the manifest, plus what only Python can do around it.
+"""The Airbyte source: checks the config, builds one client and one crawl per run, and the streams around them.
 
 - The config is trimmed and checked first, so every mistake gets a message that says how to fix it.
-- `check` asks `GET /v2/me` once, without retries, and tells an unreachable URL from a rejected token.
-- Activity streams get an ActivityCursor (see components/cursor.py).
+- `check` asks `GET /v2/me` (three attempts, no long retries) and tells an unreachable URL from a rejected token.
+- `read` builds the run (components/streams.py) for the configured catalog and reads it with the CDK's
+  concurrent reader; every stream of the run shares the client (client.py) and, for activity, the crawl.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import time
+import tempfile
 from pathlib import Path
-from typing import Any, Iterator, List, Mapping, Optional
+from typing import Any, Iterator, List, Mapping, MutableMapping, Optional
 from urllib.parse import quote
 
-import requests
+import yaml
 from airbyte_cdk.models import (
+    AirbyteCatalog,
     AirbyteConnectionStatus,
     AirbyteMessage,
     AirbyteStateMessage,
     ConfiguredAirbyteCatalog,
+    ConnectorSpecification,
+    ConnectorSpecificationSerializer,
     FailureType,
     Status,
+    SyncMode,
     Type,
 )
-from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
-from airbyte_cdk.sources.streams.concurrent.abstract_stream import AbstractStream
-from airbyte_cdk.sources.streams.concurrent.cursor import CursorField
-from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
+from airbyte_cdk.sources.concurrent_source.concurrent_source import ConcurrentSource
+from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
+from airbyte_cdk.sources.message import InMemoryMessageRepository
+from airbyte_cdk.sources.source import Source
+from airbyte_cdk.sources.utils.slice_logger import DebugSliceLogger
 from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_circleci_ccm.components.context import SyncContext
+from source_circleci_ccm.components.client import CircleCIClient, CircleCIUnavailable
+from source_circleci_ccm.components.crawl import ActivityCrawl, Consumer
 from source_circleci_ccm.components.cursor import ActivityCursor
+from source_circleci_ccm.components.http import CircleCISession
+from source_circleci_ccm.components.progress import parse_time
+from source_circleci_ccm.components.security_controls import SecurityControls, catalogue_from_config
+from source_circleci_ccm.components.streams import ACTIVITY_STREAMS, LIST_STREAMS, STREAM_NAMES, SyncStreams, build_stream
 from source_circleci_ccm.components.validation import SchemaCheck
-from source_circleci_ccm.components.routers import ActivityPartitionRouter
 from source_circleci_ccm.config import ConfigError, normalize_config
+
+SPEC = Path(__file__).with_name("spec.yaml")
+IDENTITY_ATTEMPTS = 3
+# Streams whose rows name projects seen in the feeds: the crawl lists the feeds down to start_date for them.
+PROJECT_STREAMS = frozenset({"projects", "project_settings", "project_env_vars", "project_checkout_keys"})
+
 
 def secret_forms(token: Optional[str], raw_config: Optional[Mapping[str, Any]]) -> list[str]:
     """The token as configured, trimmed, URL-encoded and base64-encoded: every form output must never hold."""
@@ -50,14 +66,7 @@ def secret_forms(token: Optional[str], raw_config: Optional[Mapping[str, Any]]) 
     return sorted({form for form in forms if len(form) >= 4}, key=len, reverse=True)
 
 
-MANIFEST = Path(__file__).with_name("manifest.yaml")
-IDENTITY_ATTEMPTS = 3
-TOKEN_HELP = (
-    "Regenerate it under CircleCI → User Settings → Personal API Tokens and update the token in this connection."
-)
-
-
-class SourceCircleciCcm(YamlDeclarativeSource):
+class SourceCircleciCcm(Source):
     def __init__(
         self,
         catalog: Optional[ConfiguredAirbyteCatalog] = None,
@@ -66,19 +75,16 @@ class SourceCircleciCcm(YamlDeclarativeSource):
         **kwargs: Any,
     ) -> None:
         self._config_error: Optional[str] = None
-        normalized: Optional[dict[str, Any]] = None
+        self._config: dict[str, Any] = {}
         if config is not None:
             try:
-                normalized = normalize_config(config)
+                self._config = normalize_config(config)
             except ConfigError as error:
                 self._config_error = str(error)
-        self._context = SyncContext.begin(normalized or {}, catalog, state)
-        self._secrets = secret_forms(normalized["api_token"] if normalized else None, config)
-        # A config that fails our checks is not handed to the manifest: a value such as num_workers 0
-        # would otherwise fail deep inside the CDK with an AssertionError instead of our message.
-        super().__init__(
-            path_to_yaml=str(MANIFEST), catalog=catalog, config=normalized if normalized is not None else {}, state=state, **kwargs
-        )
+        self._catalog = catalog
+        self._state = state or []
+        self._secrets = secret_forms(self._config.get("api_token"), config)
+        self._run: Optional[_Run] = None
 
     @property
     def config_error(self) -> Optional[str]:
@@ -92,97 +98,40 @@ class SourceCircleciCcm(YamlDeclarativeSource):
         for secret in self._secrets:
             add_to_secrets(secret)
 
+    def spec(self, logger: logging.Logger) -> ConnectorSpecification:
+        # The CDK's default looks for spec.yaml in the package of the *class*, which a subclass elsewhere would change.
+        return ConnectorSpecificationSerializer.load(yaml.safe_load(SPEC.read_text("utf-8")))
+
+    def _require_config(self) -> None:
+        self.register_secrets()
+        if self._config_error:
+            raise AirbyteTracedException(message=self._config_error, failure_type=FailureType.config_error)
+
+    def _sync(self, catalog: Optional[ConfiguredAirbyteCatalog]) -> "_Run":
+        if self._run is None:
+            self._run = _Run(self._config, catalog or self._catalog, self._state)
+        return self._run
+
     # --- check -----------------------------------------------------------------------------------------
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         self.register_secrets()
         if self._config_error:
             return AirbyteConnectionStatus(status=Status.FAILED, message=self._config_error)
-        problem = self._identity_problem()[0] or self._organization_problem()
+        run = self._sync(None)
+        try:
+            problem = run.identity_problem()[0] or run.organization_problem()
+        except AirbyteTracedException as error:
+            problem = error.message
+        finally:
+            run.close()
         if problem:
             return AirbyteConnectionStatus(status=Status.FAILED, message=problem)
         return AirbyteConnectionStatus(status=Status.SUCCEEDED)
 
-    def _identity_problem(self) -> tuple[Optional[str], bool]:
-        """What is wrong with GET /v2/me, if anything, and whether no sync could succeed with it
-        (the token is rejected, or the API cannot be reached at all)."""
-        api_url = self._config["api_url"]
-        for attempt in range(IDENTITY_ATTEMPTS):
-            try:
-                # Through the sync's session: the `me` stream then reuses this answer.
-                response = self._context.session.get(
-                    f"{api_url}/v2/me",
-                    headers={"Circle-Token": self._config["api_token"], "Accept": "application/json"},
-                    timeout=(10, self._config["request_timeout_seconds"]),
-                )
-                break
-            except requests.exceptions.RequestException as error:
-                if attempt + 1 < IDENTITY_ATTEMPTS:
-                    time.sleep(2**attempt)  # a reset or a blip: ask again before calling the host unreachable
-                    continue
-                return (
-                    f"Cannot reach the CircleCI API at {api_url} ({type(error).__name__}, {IDENTITY_ATTEMPTS} attempts). "
-                    f"Check api_url (https://circleci.com/api for CircleCI cloud, https://<your-host>/api for "
-                    f"CircleCI server) and that this machine can reach it."
-                ), True
-        if response.status_code == 401:
-            return f"CircleCI rejected the API token (401 Unauthorized): it is invalid, expired or deleted. {TOKEN_HELP}", True
-        if response.status_code != 200:
-            return (
-                f"CircleCI at {api_url} answered GET /v2/me with HTTP {response.status_code}. Check that api_url "
-                f"points at the CircleCI API (it ends in /api) and try again later if CircleCI is having trouble."
-            ), False
-        try:
-            identity = response.json()
-        except ValueError:
-            identity = None
-        if not isinstance(identity, dict) or not identity.get("id"):
-            return f"{api_url}/v2/me did not answer with a CircleCI user: api_url does not seem to point at the CircleCI API.", False
-        return None, False
-
-    def _fatal_identity_problem(self) -> Optional[str]:
-        """Fail a sync once, up front, when no stream could succeed (rather than once per stream after
-        minutes of retries); anything else (a 5xx, say) is left to the streams' retries."""
-        problem, fatal = self._identity_problem()
-        return problem if fatal else None
-
-    def _organization_problem(self) -> Optional[str]:
-        if not (self._config.get("org_slugs") or self._config.get("project_slugs")):
-            return None
-        self.streams(self._config)  # builds the routers, which give the crawl its requester
-        try:
-            self._context.crawl().organizations()
-        except AirbyteTracedException as error:
-            return error.message
-        return None
-
     # --- discover and read -----------------------------------------------------------------------------
-    def streams(self, config: Mapping[str, Any]) -> List[AbstractStream]:  # type: ignore[override]
-        self.register_secrets()
-        if self._config_error:
-            raise AirbyteTracedException(message=self._config_error, failure_type=FailureType.config_error)
-        return [self._with_activity_cursor(stream) for stream in super().streams(config)]
-
-    def _with_activity_cursor(self, stream: AbstractStream) -> AbstractStream:
-        generator = getattr(stream, "_stream_partition_generator", None)
-        router = getattr(generator, "_stream_slicer", None)
-        if not isinstance(stream, DefaultStream) or not isinstance(router, ActivityPartitionRouter):
-            return stream
-        cursor = ActivityCursor(
-            stream.name,
-            router.progress,
-            self._context.session,
-            self._message_repository,
-            self._connector_state_manager,
-        )
-        return DefaultStream(
-            partition_generator=generator,  # type: ignore[arg-type]
-            name=stream.name,
-            json_schema=stream.get_json_schema,
-            primary_key=list(stream._primary_key),
-            cursor_field=CursorField(router.cursor_field),
-            logger=logging.getLogger(f"airbyte.{stream.name}"),
-            cursor=cursor,
-        )
+    def discover(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteCatalog:
+        self._require_config()
+        return AirbyteCatalog(streams=[stream.as_airbyte_stream() for stream in self._sync(None).streams.values()])
 
     def read(
         self,
@@ -191,26 +140,143 @@ class SourceCircleciCcm(YamlDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
-        self.register_secrets()
+        self._require_config()
+        run = self._sync(self._catalog or catalog)
         schema_check = SchemaCheck()
         try:
-            if self._config_error:
-                raise AirbyteTracedException(message=self._config_error, failure_type=FailureType.config_error)
-            fatal = self._fatal_identity_problem()
+            problem, fatal = run.identity_problem()
             if fatal:
-                raise AirbyteTracedException(message=fatal, failure_type=FailureType.config_error)
+                raise AirbyteTracedException(message=problem, failure_type=FailureType.config_error)
             # An org slug the token cannot see fails the sync once, up front, with the list of visible
             # organisations (otherwise every activity stream fails on its own with a vaguer message).
-            unknown_org = self._organization_problem()
+            unknown_org = run.organization_problem()
             if unknown_org:
                 raise AirbyteTracedException(message=unknown_org, failure_type=FailureType.config_error)
-            for message in super().read(logger, config, catalog, state):
+            for message in run.read(logger, self._catalog or catalog):
                 if message.type == Type.RECORD and message.record is not None:
                     schema_check.observe(message.record.stream, message.record.data)
                 yield message
         finally:
             schema_check.report(logger)
-            summary = self._context.session.skips.summary()
-            if summary:
-                logger.warning(summary)
-            self._context.close()
+            run.report(logger)
+            run.close()
+
+
+class _Run:
+    """What one run builds once: the client, the crawl, each selected activity stream's cursor, the streams."""
+
+    def __init__(self, config: Mapping[str, Any], catalog: Optional[ConfiguredAirbyteCatalog], state: List[AirbyteStateMessage]) -> None:
+        self.config = config
+        self._ca_file = _ca_bundle_file(config.get("ca_certificate"))
+        workers = int(config.get("num_workers") or 8)
+        session = CircleCISession(workers, float(config.get("request_timeout_seconds") or 60), self._ca_file)
+        self.client = CircleCIClient(config.get("api_url") or "", config.get("api_token") or "", session)
+        self.message_repository = InMemoryMessageRepository()
+        self._state_manager = ConnectorStateManager(state=state)
+        configured = {c.stream.name: c for c in (catalog.streams if catalog else [])}
+        self._workers = workers
+        self._cursors: dict[str, ActivityCursor] = {}
+        consumers: dict[str, Consumer] = {}
+        for stream in ACTIVITY_STREAMS:
+            if stream.name in configured:
+                cursor = self._cursor(stream.name, configured[stream.name].sync_mode == SyncMode.incremental)
+                self._cursors[stream.name] = cursor
+                needs = stream.needs | ({"job_steps"} if stream.name == "security_controls" and "job_steps" in configured else frozenset())
+                consumers[stream.name] = Consumer(stream.name, cursor.progress, needs, stream.revisits)
+        self.crawl = ActivityCrawl(
+            self.client, config, list(consumers.values()), discover_projects=bool(PROJECT_STREAMS & set(configured)), workers=workers
+        )
+        self.sync = SyncStreams(self.client, self.crawl, None, consumers)  # type: ignore[arg-type]
+        self.sync.security_controls = SecurityControls(
+            catalogue_from_config(config) if "security_controls" in configured else None,
+            self.crawl,
+            self.client,
+            with_steps="job_steps" in configured,
+            settings=self.sync.settings,
+            context_items=self.sync.context_items,
+        )
+        for stream in ACTIVITY_STREAMS:
+            if stream.planner and stream.name in consumers:
+                consumers[stream.name].plan = stream.planner(self.sync, consumers[stream.name])
+        self.streams = {name: build_stream(self.sync, name, self._cursors.get(name), self.message_repository) for name in STREAM_NAMES}
+
+    def _cursor(self, name: str, incremental: bool) -> ActivityCursor:
+        previous: Optional[MutableMapping[str, Any]] = self._state_manager.get_stream_state(name, None) if incremental else None
+        return ActivityCursor(
+            name,
+            previous,
+            start=parse_time(self.config.get("start_date")),
+            lookback_seconds=int(self.config.get("unfinished_lookback_days") or 30) * 86400,
+            server_time=lambda: self.client.server_time,
+            state_manager=self._state_manager,
+            message_repository=self.message_repository,
+        )
+
+    def identity_problem(self) -> tuple[Optional[str], bool]:
+        """What is wrong with GET /v2/me, if anything, and whether no sync could succeed with it
+        (the token is rejected, or the API cannot be reached at all)."""
+        api_url = self.client.api_url
+        try:
+            identity = self.client.identity(attempts=IDENTITY_ATTEMPTS)
+        except CircleCIUnavailable as error:
+            if error.unreachable:
+                return (
+                    f"Cannot reach the CircleCI API at {api_url} ({error.what}, {IDENTITY_ATTEMPTS} attempts). "
+                    f"Check api_url (https://circleci.com/api for CircleCI cloud, https://<your-host>/api for "
+                    f"CircleCI server) and that this machine can reach it."
+                ), True
+            return (
+                f"CircleCI at {api_url} answered GET /v2/me with {error.what}. Check that api_url points at the "
+                f"CircleCI API (it ends in /api) and try again later if CircleCI is having trouble."
+            ), False
+        except AirbyteTracedException as error:  # a rejected token or a refused redirect
+            return error.message, True
+        if not isinstance(identity, dict) or not identity.get("id"):
+            return f"{api_url}/v2/me did not answer with a CircleCI user: api_url does not seem to point at the CircleCI API.", False
+        return None, False
+
+    def organization_problem(self) -> Optional[str]:
+        if not (self.config.get("org_slugs") or self.config.get("project_slugs")):
+            return None
+        try:
+            self.crawl.organizations()
+        except AirbyteTracedException as error:
+            return error.message
+        return None
+
+    def read(self, logger: logging.Logger, catalog: ConfiguredAirbyteCatalog) -> Iterator[AirbyteMessage]:
+        selected = [self.streams[c.stream.name] for c in catalog.streams if c.stream.name in self.streams]
+        if not selected:
+            return
+        # Every selected stream generates partitions at once (an activity stream waits on the crawl, which
+        # waits for the slowest stream), plus `num_workers` threads that read partitions.
+        source = ConcurrentSource.create(
+            num_workers=len(selected) + self._workers,
+            initial_number_of_partitions_to_generate=len(selected),
+            logger=logger,
+            slice_logger=DebugSliceLogger(),
+            message_repository=self.message_repository,
+        )
+        yield from source.read(selected)
+
+    def report(self, logger: logging.Logger) -> None:
+        summary = self.client.skips.summary()
+        if summary:
+            logger.warning(summary)
+        if self._cursors:
+            logger.info(f"The crawl held at most {self.crawl.peak_held} pipelines' answers at once (window {self.crawl.window}).")
+
+    def close(self) -> None:
+        self.crawl.close()
+        self.client.close()
+        if self._ca_file:
+            Path(self._ca_file).unlink(missing_ok=True)
+
+
+def _ca_bundle_file(pem: Optional[str]) -> Optional[str]:
+    """requests reads a CA bundle from a file: the configured PEM, written for this run only."""
+    if not pem or not pem.strip():
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as handle:
+        handle.write(pem.strip() + "\n")
+    return handle.name

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Optional
 
 import requests_mock
-from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer
+from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalogSerializer
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
+from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_circleci_ccm.source import SourceCircleciCcm
 
@@ -95,6 +96,113 @@ def context(name: str = "prod") -> dict[str, Any]:
     return {"id": _uuid(), "name": name, "created_at": timestamp(10_000)}
 
 
+def context_env_var(of: dict[str, Any], variable: str = "AWS_ACCESS_KEY_ID") -> dict[str, Any]:
+    """An item of `GET /v2/context/{id}/environment-variable` (values are never returned)."""
+    return {"variable": variable, "context_id": of["id"], "created_at": timestamp(9_000), "updated_at": timestamp(8_000)}
+
+
+def context_restriction(of: dict[str, Any], project_name: str = "api") -> dict[str, Any]:
+    """An item of `GET /v2/context/{id}/restrictions`."""
+    project_id = _uuid()
+    return {
+        "id": _uuid(),
+        "context_id": of["id"],
+        "project_id": project_id,
+        "name": project_name,
+        "restriction_type": "project",
+        "restriction_value": project_id,
+    }
+
+
+def user(login: str = "dev") -> dict[str, Any]:
+    """`GET /v2/user/{id}`."""
+    return {"id": _uuid(), "login": login, "name": login.title(), "avatar_url": None}
+
+
+def pipeline_config(source: str = "version: 2.1\n") -> dict[str, Any]:
+    """`GET /v2/pipeline/{id}/config`."""
+    return {"source": source, "compiled": source, "setup-config": "", "compiled-setup-config": ""}
+
+
+def job_details(of_job: dict[str, Any]) -> dict[str, Any]:
+    """`GET /v2/project/{slug}/job/{number}` of a build job."""
+    return {
+        "number": of_job["job_number"],
+        "name": of_job["name"],
+        "status": of_job["status"],
+        "started_at": of_job["started_at"],
+        "stopped_at": of_job["stopped_at"],
+        "created_at": of_job["started_at"],
+        "queued_at": of_job["started_at"],
+        "duration": 60_000,
+        "parallelism": 1,
+        "web_url": f"https://app.circleci.com/jobs/{of_job['job_number']}",
+        "contexts": [],
+        "messages": [],
+    }
+
+
+def step(name: str, *actions: dict[str, Any]) -> dict[str, Any]:
+    """One step of a v1.1 build."""
+    return {"name": name, "actions": list(actions)}
+
+
+def action(name: str, status: str = "success", **fields: Any) -> dict[str, Any]:
+    """One action (a parallel run) of a v1.1 build step."""
+    return {"name": name, "status": status, "exit_code": 0 if status == "success" else 1, "failed": status != "success", "index": 0, **fields}
+
+
+def v1_build(of_job: dict[str, Any], *steps: dict[str, Any], with_steps_key: bool = True) -> dict[str, Any]:
+    """`GET /v1.1/project/{vcs}/{org}/{repo}/{build_num}`: the build and its steps (absent when `with_steps_key` is False)."""
+    build = {"build_num": of_job["job_number"], "status": of_job["status"], "lifecycle": "finished"}
+    if with_steps_key:
+        build["steps"] = list(steps)
+    return build
+
+
+def project(slug: str) -> dict[str, Any]:
+    """`GET /v2/project/{slug}`."""
+    provider, org, name = slug.split("/")
+    return {
+        "id": _uuid(),
+        "slug": slug,
+        "name": name,
+        "organization_name": org,
+        "organization_slug": f"{provider}/{org}",
+        "organization_id": _uuid(),
+        "vcs_info": {"vcs_url": f"https://example.com/{org}/{name}", "provider": provider, "default_branch": "main"},
+    }
+
+
+def project_settings(**advanced: Any) -> dict[str, Any]:
+    """`GET /v2/project/{provider}/{org}/{project}/settings`: the `advanced` flags."""
+    return {"advanced": {"autocancel_builds": False, "build_fork_prs": False, "disable_ssh": True, "oss": False, **advanced}}
+
+
+def project_env_var(name: str = "DEPLOY_TOKEN") -> dict[str, Any]:
+    """An item of `GET /v2/project/{slug}/envvar` (the value masked as CircleCI masks it)."""
+    return {"name": name, "value": "xxxx1234", "created-at": timestamp(9_000)}
+
+
+def checkout_key() -> dict[str, Any]:
+    """An item of `GET /v2/project/{slug}/checkout-key`."""
+    return {
+        "fingerprint": ":".join(f"{next(_ids) % 256:02x}" for _ in range(16)),
+        "type": "deploy-key",
+        "preferred": True,
+        "public-key": "ssh-ed25519 AAAA",
+        "created-at": timestamp(9_000),
+    }
+
+
+def stream_states(**states: dict[str, Any]) -> list[AirbyteStateMessage]:
+    """Per-stream state messages, as a platform passes a previous sync's state."""
+    builder = StateBuilder()
+    for name, state in states.items():
+        builder.with_stream_state(name, state)
+    return builder.build()
+
+
 class CircleCI:
     """A requests-mock CircleCI: register what it holds, then read through the real source."""
 
@@ -124,6 +232,15 @@ class CircleCI:
     def answer(self, path: str, status: int, body: Optional[dict[str, Any]] = None) -> "CircleCI":
         self.mocker.get(f"{API}{path}", status_code=status, json=body or {"message": "Not found"})
         return self
+
+    def holds(self, path: str, body: Any) -> "CircleCI":
+        """Answer `path` with `body` (a single object, not a paged list)."""
+        self.mocker.get(f"{API}{path}", json=body)
+        return self
+
+    def urls(self) -> list[str]:
+        """Every URL asked, in order, query included."""
+        return [r.url for r in self.mocker.request_history]
 
     def requests_to(self, path_fragment: str) -> list[str]:
         return [r.url for r in self.mocker.request_history if path_fragment in r.url]

@@ -11,9 +11,7 @@ import requests
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from source_circleci_ccm.components.crawl import CircleCIApi, next_page_token, page_items
-from source_circleci_ccm.components.pagination import NextPageToken
-from airbyte_cdk.sources.types import StreamSlice
+from source_circleci_ccm.components.client import CircleCIClient, next_page_token, page_items
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
 json_values = st.recursive(
@@ -45,7 +43,7 @@ def _response(body: Any, status: int = 200, url: str = "https://circleci.example
     return response
 
 
-# --- crawl.next_page_token ------------------------------------------------------------------------------------
+# --- client.next_page_token ------------------------------------------------------------------------------------
 
 
 @FAST
@@ -100,22 +98,28 @@ def test_page_items_with_a_non_list_items_does_not_raise(items: Any) -> None:
     assert list(page_items({"items": items})) == []
 
 
-# --- CircleCIApi.items: the pagination loop, with a fake requester ----------------------------------------------------
+# --- CircleCIClient.items: the pagination loop, over a fake session ------------------------------------------------
 
 
-class FakeRequester:
+class FakeSession:
     """Answers `page-token` -> body from a table; an unknown token answers 404 like a stale one."""
+
+    server_time = None
 
     def __init__(self, pages: Mapping[Optional[str], Any]) -> None:
         self.pages = pages
         self.calls: list[Optional[str]] = []
 
-    def send_request(self, path: str, request_params: Mapping[str, str], **kwargs: Any) -> requests.Response:
-        token = request_params.get("page-token")
+    def get(self, url: str, params: Mapping[str, str], **kwargs: Any) -> requests.Response:
+        token = params.get("page-token")
         self.calls.append(token)
         if token not in self.pages:
-            return _response({"message": "Not found"}, status=404)
-        return _response(self.pages[token])
+            return _response({"message": "Not found"}, status=404, url=url)
+        return _response(self.pages[token], url=url)
+
+
+def _client(session: FakeSession) -> CircleCIClient:
+    return CircleCIClient("https://circleci.example.com/api", "token", session)  # type: ignore[arg-type]
 
 
 # A graph of pages: each token leads to a page whose next_page_token may point anywhere, itself included.
@@ -139,62 +143,41 @@ def page_graphs(draw: Any) -> dict[Optional[str], Any]:
 @example(graph={None: {"next_page_token": "gone"}})
 @example(graph={None: ["not", "an", "object"]})
 def test_the_pagination_loop_ends_and_requests_each_page_at_most_once(graph: dict) -> None:
-    requester = FakeRequester(graph)
-    api = CircleCIApi(requester)  # type: ignore[arg-type]
+    session = FakeSession(graph)
 
     got = []
-    for item in api.items("/v2/pipeline", {"org-slug": "gh/acme"}):
+    for item in _client(session).items("/v2/pipeline", {"org-slug": "gh/acme"}, subject=None):
         got.append(item)
         assert len(got) < 1000, "runaway pagination"
 
-    assert len(requester.calls) == len(set(requester.calls)), f"a page was asked twice: {requester.calls}"
-    assert len(requester.calls) <= len(graph) + 1
-    expected = [item for token in requester.calls if token in graph for item in page_items(graph[token])]
+    assert len(session.calls) == len(set(session.calls)), f"a page was asked twice: {session.calls}"
+    assert len(session.calls) <= len(graph) + 1
+    expected = [item for token in session.calls if token in graph for item in page_items(graph[token])]
     assert got == expected
     assert all(isinstance(item, dict) for item in got)
 
 
-def test_a_server_that_always_answers_the_same_token_is_asked_twice_then_left() -> None:
-    requester = FakeRequester({None: {"items": [{"id": 1}], "next_page_token": "same"}, "same": {"items": [{"id": 2}], "next_page_token": "same"}})
-    assert [item["id"] for item in CircleCIApi(requester).items("/v2/context")] == [1, 2]  # type: ignore[arg-type]
-    assert requester.calls == [None, "same"]
-
-
-# --- components.pagination.NextPageToken (the manifest's paginator) --------------------------------------------------
-
-
-def _strategy() -> NextPageToken:
-    return NextPageToken(config={}, parameters={})
-
-
-@FAST
-@given(body=bodies, last=st.none() | tokens)
-def test_the_paginator_never_raises_and_never_repeats_the_token_just_used(body: Any, last: Optional[str]) -> None:
-    token = _strategy().next_page_token(_response(body), last_page_size=0, last_record=None, last_page_token_value=last)
-    if token is not None:
-        assert isinstance(token, str) and token and token != last
-
-
-@FAST
-@given(raw=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
-def test_the_paginator_stops_on_a_body_that_is_not_json(raw: bytes) -> None:
-    try:
-        json.loads(raw)
-        assume(False)
-    except ValueError:
-        pass
-    assert _strategy().next_page_token(_response(raw), 0, None, None) is None
-
-
-def test_the_paginator_warns_when_the_server_hands_back_the_token_just_used(caplog: pytest.LogCaptureFixture) -> None:
-    body = {"items": [{"id": 1}], "next_page_token": "tok"}
-    assert _strategy().next_page_token(_response(body), 1, None, "tok") is None
+def test_a_server_that_always_answers_the_same_token_is_asked_twice_then_left(caplog: pytest.LogCaptureFixture) -> None:
+    session = FakeSession({None: {"items": [{"id": 1}], "next_page_token": "same"}, "same": {"items": [{"id": 2}], "next_page_token": "same"}})
+    assert [item["id"] for item in _client(session).items("/v2/context", subject=None)] == [1, 2]
+    assert session.calls == [None, "same"]
     assert "same page token twice" in caplog.text
 
 
-def test_the_paginator_stops_once_a_newest_first_page_reaches_below_the_slice_floor() -> None:
-    body = {"items": [{"created_at": "2026-01-02T00:00:00Z"}, {"created_at": "2025-12-01T00:00:00Z"}], "next_page_token": "t"}
-    below = StreamSlice(partition={}, cursor_slice={}, extra_fields={"stop_below": 1767225600.0})  # 2026-01-01
-    above = StreamSlice(partition={}, cursor_slice={}, extra_fields={"stop_below": 1700000000.0})
-    assert _strategy().next_page_token(_response(body), 2, None, None, stream_slice=below) is None
-    assert _strategy().next_page_token(_response(body), 2, None, None, stream_slice=above) == "t"
+def test_a_rejected_page_token_keeps_what_was_read_and_marks_the_list_incomplete(caplog: pytest.LogCaptureFixture) -> None:
+    session = FakeSession({None: {"items": [{"id": 1}], "next_page_token": "stale"}})
+    listing = _client(session).items("/v2/pipeline", {"org-slug": "gh/acme"}, subject=None)
+    assert [item["id"] for item in listing] == [1]
+    assert listing.complete is False
+    assert "remaining pages of /api/v2/pipeline?org-slug=gh/acme" in caplog.text
+
+
+def test_a_newest_first_list_stops_once_a_page_reaches_below_the_floor() -> None:
+    pages = {
+        None: {"items": [{"created_at": "2026-01-02T00:00:00Z"}, {"created_at": "2025-12-01T00:00:00Z"}], "next_page_token": "t"},
+        "t": {"items": [{"created_at": "2025-11-01T00:00:00Z"}], "next_page_token": None},
+    }
+    below, above = FakeSession(pages), FakeSession(pages)
+    assert len(list(_client(below).items("/v2/pipeline", subject=None, stop_below=1767225600.0))) == 2  # 2026-01-01
+    assert below.calls == [None]
+    assert len(list(_client(above).items("/v2/pipeline", subject=None, stop_below=1700000000.0))) == 3

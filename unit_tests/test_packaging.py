@@ -81,8 +81,8 @@ def dockerfile() -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    manifest = yaml.safe_load((REPO / "source_circleci_ccm" / "manifest.yaml").read_text())
-    return manifest["spec"]
+    spec = yaml.safe_load((REPO / "source_circleci_ccm" / "spec.yaml").read_text())
+    return {"documentation_url": spec["documentationUrl"], "connection_specification": spec["connectionSpecification"]}
 
 
 def _instructions(dockerfile: list[tuple[str, str]], name: str) -> list[str]:
@@ -101,7 +101,7 @@ def test_metadata_identity(metadata: MetadataFile, data: dict[str, Any], pyproje
     assert (data["connectorType"], data["connectorSubtype"]) == ("source", "api")
     assert str(uuid.UUID(data["definitionId"])) == data["definitionId"]
     assert metadata.data.language is ConnectorLanguage.PYTHON
-    assert {"language:python", "cdk:low-code"} <= set(data["tags"])
+    assert {"language:python", "cdk:python"} <= set(data["tags"])
     assert data["releaseStage"] in {"alpha", "beta", "generally_available", "custom"}
     assert data["supportLevel"] in {"community", "certified", "archived"}
     assert isinstance(data["maxSecondsBetweenMessages"], int) and data["maxSecondsBetweenMessages"] > 0
@@ -163,15 +163,15 @@ def test_changelog_has_an_entry_for_this_version(data: dict[str, Any]) -> None:
     assert re.search(rf"^\|\s*{re.escape(data['dockerImageTag'])}\s*\|", docs, re.MULTILINE)
 
 
-def test_the_wheel_ships_manifest_schemas_and_rules_but_not_the_simulator(tmp_path: Path) -> None:
-    """`pip install .` (not only `-e .`) must find the manifest, every schema and the rule catalogue."""
+def test_the_wheel_ships_spec_schemas_and_rules_but_not_the_simulator(tmp_path: Path) -> None:
+    """`pip install .` (not only `-e .`) must find the spec, every schema and the rule catalogue."""
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
         check=True, capture_output=True,
     )
     names = zipfile.ZipFile(next(tmp_path.glob("source_circleci_ccm-*.whl"))).namelist()
 
-    assert "source_circleci_ccm/manifest.yaml" in names
+    assert "source_circleci_ccm/spec.yaml" in names
     assert "source_circleci_ccm/controls/catalogue.yaml" in names
     schemas = {name.rsplit("/", 1)[-1][: -len(".json")] for name in names if name.startswith("source_circleci_ccm/schemas/")}
     assert schemas == {path.stem for path in (REPO / "source_circleci_ccm" / "schemas").glob("*.json")}

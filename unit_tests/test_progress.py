@@ -18,15 +18,10 @@ def progress(state=None, start=None) -> StreamProgress:
 
 
 def run_units(p: StreamProgress, created: list[float], complete: int, pending: set[float] = frozenset()) -> None:
-    """Register one unit a pipeline (newest first) with one partition each; close the first `complete`."""
-    units = []
-    for created_at in created:
-        unit = p.open_unit(FEED, created_at, created_at, pending=created_at in pending)
-        p.add_partition(unit)
-        p.unit_generated(unit)
-        units.append(unit)
+    """Register one unit a pipeline (newest first); the first `complete` have all their records emitted."""
+    units = [p.open_unit(FEED, created_at, pending=created_at in pending) for created_at in created]
     for unit in units[:complete]:
-        p.partition_closed(unit)
+        p.unit_emitted(unit)
 
 
 def test_first_sync_reads_everything_from_the_start_date() -> None:
@@ -39,8 +34,8 @@ def test_a_finished_sync_leaves_one_interval_and_the_next_reads_only_newer_pipel
     first = progress()
     first.set_server_time(at(10))
     run_units(first, [at(9), at(8), at(7)], complete=3)
-    first.feed_generated(FEED)
-    first.all_generated()
+    first.feed_listed(FEED)
+    first.all_listed()
     state = first.state()
 
     assert state["feeds"][FEED] == {"done": [[None, format_time(at(9))]], "pending": []}
@@ -69,8 +64,8 @@ def test_unfinished_work_is_looked_at_again_until_it_finishes() -> None:
     first = progress()
     first.set_server_time(at(10))
     run_units(first, [at(9), at(8), at(7)], complete=3, pending={at(8)})
-    first.feed_generated(FEED)
-    first.all_generated()
+    first.feed_listed(FEED)
+    first.all_listed()
     state = first.state()
     assert state["feeds"][FEED]["pending"] == [format_time(at(8))]
 
@@ -81,8 +76,8 @@ def test_unfinished_work_is_looked_at_again_until_it_finishes() -> None:
 
     second.set_server_time(at(11))
     run_units(second, [at(8)], complete=1)  # now finished
-    second.feed_generated(FEED)
-    second.all_generated()
+    second.feed_listed(FEED)
+    second.all_listed()
     assert second.state()["feeds"][FEED]["pending"] == []
 
 
@@ -91,8 +86,8 @@ def test_many_unfinished_pipelines_give_way_to_a_window_from_the_oldest() -> Non
     p.set_server_time(at(10))
     created = [at(9 - i * 0.01) for i in range(MAX_PENDING + 1)]
     run_units(p, created, complete=len(created), pending=set(created))
-    p.feed_generated(FEED)
-    p.all_generated()
+    p.feed_listed(FEED)
+    p.all_listed()
 
     feed = p.state()["feeds"][FEED]
     assert feed["pending_since"] == format_time(min(created)) and "pending" not in feed
@@ -103,8 +98,8 @@ def test_unfinished_work_older_than_the_lookback_is_no_longer_followed() -> None
     p = progress()
     p.set_server_time(at(40))
     run_units(p, [at(39), at(2)], complete=2, pending={at(2)})
-    p.feed_generated(FEED)
-    p.all_generated()
+    p.feed_listed(FEED)
+    p.all_listed()
 
     assert p.state()["feeds"][FEED]["pending"] == []
 
@@ -129,8 +124,8 @@ def test_state_does_not_grow_with_history() -> None:
     p = progress()
     p.set_server_time(at(400))
     run_units(p, [at(399 - i * 0.01) for i in range(5000)], complete=5000)
-    p.feed_generated(FEED)
-    p.all_generated()
+    p.feed_listed(FEED)
+    p.all_listed()
 
     assert len(str(p.state())) < 300
 

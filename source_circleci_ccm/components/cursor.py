@@ -1,13 +1,14 @@
-"""The cursor of the activity streams: it emits the stream's progress as state while the sync runs.
+"""The cursor of an activity stream: it owns the stream's state, from the previous one to the next.
 
-The manifest can only declare datetime or counter cursors, which cannot say "pipelines done so far,
-and the oldest one still running"; the source gives each activity stream this cursor instead.
+It reads the previous state when built, is told which units of work (pipelines) the stream will emit, in
+feed order, by the crawl, is told that a unit's records were all emitted by the CDK (`close_partition`), and
+writes the next state as the sync runs. Nothing else reads or writes a stream's state.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, MutableMapping
+from typing import Any, Callable, Iterable, MutableMapping, Optional
 
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.message import MessageRepository
@@ -15,8 +16,7 @@ from airbyte_cdk.sources.streams.concurrent.cursor import Cursor
 from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partition
 from airbyte_cdk.sources.types import Record
 
-from source_circleci_ccm.components.http import SyncSession
-from source_circleci_ccm.components.progress import StreamProgress
+from source_circleci_ccm.components.progress import StreamProgress, Unit
 
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 
@@ -25,28 +25,32 @@ class ActivityCursor(Cursor):
     def __init__(
         self,
         stream_name: str,
-        progress: StreamProgress,
-        session: SyncSession,
-        message_repository: MessageRepository,
+        previous_state: Optional[MutableMapping[str, Any]],
+        *,
+        start: Optional[float],
+        lookback_seconds: float,
+        server_time: Callable[[], Optional[float]],
         state_manager: ConnectorStateManager,
+        message_repository: MessageRepository,
     ) -> None:
-        self._stream_name = stream_name
-        self._progress = progress
-        self._session = session
-        self._message_repository = message_repository
+        self.stream_name = stream_name
+        self.progress = StreamProgress(previous_state, start=start, lookback_seconds=lookback_seconds)
+        self._server_time = server_time
         self._state_manager = state_manager
+        self._message_repository = message_repository
         self._last_checkpoint = time.monotonic()
 
     @property
     def state(self) -> MutableMapping[str, Any]:
-        return self._progress.state()
+        return self.progress.state()
 
     def observe(self, record: Record) -> None:
-        """Progress is counted in partitions, not records."""
+        """Progress is counted in units of work, not records."""
 
     def close_partition(self, partition: Partition) -> None:
-        stream_slice = partition.to_slice()
-        self._progress.partition_closed(stream_slice.extra_fields["unit"])  # type: ignore[union-attr]
+        """The CDK has emitted every record of the partition: its units are done."""
+        for unit in units_of(partition):
+            self.progress.unit_emitted(unit)
         if time.monotonic() - self._last_checkpoint >= CHECKPOINT_INTERVAL_SECONDS:
             self._emit_state()
 
@@ -58,6 +62,10 @@ class ActivityCursor(Cursor):
 
     def _emit_state(self) -> None:
         self._last_checkpoint = time.monotonic()
-        self._progress.set_server_time(self._session.server_time)
-        self._state_manager.update_state_for_stream(self._stream_name, None, self.state)
-        self._message_repository.emit_message(self._state_manager.create_state_message(self._stream_name, None))
+        self.progress.set_server_time(self._server_time())
+        self._state_manager.update_state_for_stream(self.stream_name, None, self.state)
+        self._message_repository.emit_message(self._state_manager.create_state_message(self.stream_name, None))
+
+
+def units_of(partition: Partition) -> Iterable[Unit]:
+    return getattr(partition, "units", ())

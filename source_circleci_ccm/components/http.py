@@ -1,73 +1,43 @@
-"""The sync's one HTTP session: every stream's requests go through it.
+"""The sync's one HTTP session: one cap on requests in flight, pacing by rate-limit headers, no redirects.
 
-It is what makes "every URL fetched once per sync" and "never more than `num_workers` requests in
-flight" hold across streams: the CDK gives each stream its own session and only caches a stream's
-direct parent, so a four-level sync would fetch the same pages several times.
+Every request of a sync goes through it (the client in client.py is its only user), so "never more than
+`num_workers` requests in flight" and "the token goes nowhere but the configured origin" hold for every stream.
 """
 
 from __future__ import annotations
 
 import email.utils
-import logging
 import threading
 import time
 from typing import Any, Optional
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
-from source_circleci_ccm.components.skips import SkipReporter
 
-LOGGER = logging.getLogger("airbyte")
+class CircleCISession(requests.Session):
+    """A `requests.Session` that caps requests in flight, paces by CircleCI's rate-limit headers and never
+    follows a redirect (the client refuses them: a redirect would carry the Circle-Token header elsewhere)."""
 
-# Answers that will not change if asked again in the same sync: kept and shared. 5xx, 429 and 401
-# are not: the CDK's error handler retries or fails them for each caller.
-_SHAREABLE_STATUSES = frozenset({200, 400, 403, 404})
-
-
-class InvalidResponseBody(requests.exceptions.RequestException):
-    """A 200 whose body is not JSON (truncated, or an HTML page from a proxy): retried, never parsed."""
-
-
-class _Flight:
-    """One URL's fetch, shared by everyone who asks for it while it is under way or after."""
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self.response: Optional[requests.Response] = None
-
-    def resolve(self, response: Optional[requests.Response]) -> None:
-        self.response = response
-        self._done.set()
-
-    def wait(self) -> Optional[requests.Response]:
-        self._done.wait()
-        return self.response
-
-
-class SyncSession(requests.Session):
-    """A `requests.Session` that shares answers, caps requests in flight and paces by rate-limit headers."""
-
-    def __init__(self, max_in_flight: int, timeout_seconds: float) -> None:
+    def __init__(self, max_in_flight: int, timeout_seconds: float, ca_bundle: Optional[str] = None) -> None:
         super().__init__()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(max_in_flight * 2, 16))
         self.mount("http://", adapter)
         self.mount("https://", adapter)
+        self.max_redirects = 0
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._timeout = (10.0, timeout_seconds)
-        self._flights: dict[str, _Flight] = {}
         self._lock = threading.Lock()
         self._max_in_flight = max_in_flight
         self._paused_until = 0.0  # monotonic time before which no request starts (after a 429)
         self._next_start = 0.0  # earliest start of the next request while pacing
         self._interval = 0.0  # seconds between request starts while the quota is nearly spent
-        self.skips = SkipReporter()
+        self._ca_bundle = ca_bundle  # a private CA (CircleCI server); TLS is verified either way
         self.server_time: Optional[float] = None  # epoch seconds of the first `Date` header seen
         # requests re-reads proxy variables and ~/.netrc on every request; at thousands of requests a sync that
         # was a measurable share of the connector's CPU. The token travels in a header, so .netrc is never
-        # needed, and proxy and CA-bundle settings are read once per host below.
+        # needed; proxy settings (HTTPS_PROXY, NO_PROXY) are read once per host below.
         self.trust_env = False
         self._environment: dict[str, dict[str, Any]] = {}
 
@@ -79,56 +49,21 @@ class SyncSession(requests.Session):
         settings = dict(self._environment[host])
         if proxies:
             settings["proxies"] = {**settings["proxies"], **proxies}
+        if self._ca_bundle:
+            settings["verify"] = self._ca_bundle
         for key, value in (("stream", stream), ("verify", verify), ("cert", cert)):
             if value is not None:
                 settings[key] = value
         return settings
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if request.method != "GET":
-            return self._send_over_network(request, **kwargs)
-        key = _canonical(request.url or "")
-        with self._lock:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if leader:
-                flight = self._flights[key] = _Flight()
-        assert flight is not None
-        if not leader:
-            shared = flight.wait()
-            if shared is not None:
-                return shared
-            # The first caller got an error the CDK retries per caller: ask again ourselves.
-        try:
-            response = self._send_over_network(request, **kwargs)
-        except BaseException:
-            if leader:
-                self._forget(key, flight)
-            raise
-        if leader:
-            if response.status_code in _SHAREABLE_STATUSES:
-                flight.resolve(response)
-            else:
-                self._forget(key, flight)
-        return response
-
-    def _forget(self, key: str, flight: _Flight) -> None:
-        with self._lock:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-        flight.resolve(None)
-
-    def _send_over_network(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if kwargs.get("timeout") is None:  # the CDK passes none unless the manifest sets one
+        kwargs["allow_redirects"] = False
+        if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeout
         with self._slots:
             self._wait_for_turn()
             response = super().send(request, **kwargs)
             self._observe(response)
-        if response.status_code == 200:
-            _ensure_json(response)
-        elif response.status_code in (400, 403, 404):
-            self.skips.report(response)
         return response
 
     def _wait_for_turn(self) -> None:
@@ -145,7 +80,10 @@ class SyncSession(requests.Session):
         headers = response.headers
         if self.server_time is None:
             date = headers.get("Date")
-            parsed = email.utils.parsedate_to_datetime(date) if date else None
+            try:
+                parsed = email.utils.parsedate_to_datetime(date) if date else None
+            except (TypeError, ValueError):
+                parsed = None
             self.server_time = parsed.timestamp() if parsed else time.time()
         limit = _number(_header(headers, "Limit"))
         remaining = _header(headers, "Remaining")
@@ -156,13 +94,6 @@ class SyncSession(requests.Session):
                 self._paused_until = max(self._paused_until, time.monotonic() + wait)
             if limit and reset and remaining is not None:
                 self._interval = reset / limit if _number(remaining) < self._max_in_flight else 0.0
-
-
-
-def _canonical(url: str) -> str:
-    """The same request whatever order its query parameters were added in."""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(query=urlencode(sorted(parse_qsl(parts.query, keep_blank_values=True)))))
 
 
 def _header(headers: Any, name: str) -> Optional[str]:
@@ -183,18 +114,3 @@ def _number(value: Optional[str]) -> float:
         return max(float(value), 0.0) if value is not None else 0.0
     except ValueError:
         return 0.0
-
-
-def _ensure_json(response: requests.Response) -> None:
-    try:
-        orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        raise InvalidResponseBody(
-            f"CircleCI answered {_path_of(response)} with HTTP 200 but a body that is not JSON "
-            f"({len(response.content)} bytes, {response.headers.get('Content-Type', 'no content type')}); retrying.",
-            response=response,
-        ) from None
-
-
-def _path_of(response: requests.Response) -> str:
-    return requests.utils.urlparse(response.url).path

@@ -114,19 +114,15 @@ class FeedProgress:
         )
 
 
-@dataclass
-class _Unit:
-    """One pipeline's worth of work in this sync (or a whole feed, for the pipelines stream)."""
+@dataclass(eq=False)
+class Unit:
+    """One pipeline's worth of work of a stream in this sync."""
 
     low: float
     high: float
-    pending: bool = False
-    open_partitions: int = 0
-    generated: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return self.generated and self.open_partitions == 0
+    pending: bool = False  # it still had unfinished work: look at it again next sync
+    countable: bool = True  # False when a list of it was cut: it must not count as done, so it is read again
+    complete: bool = False
 
 
 class StreamProgress:
@@ -139,8 +135,7 @@ class StreamProgress:
         self.start = start
         self._lookback_seconds = lookback_seconds
         self._previous = {key: FeedProgress.from_state(value) for key, value in (state.get("feeds") or {}).items()}
-        self._units: dict[str, list[_Unit]] = {}
-        self._by_id: list[_Unit] = []
+        self._units: dict[str, list[Unit]] = {}
         self._finished_feeds: set[str] = set()
         self._all_generated = False
         self._cut: dict[str, float] = {}
@@ -175,37 +170,28 @@ class StreamProgress:
             if self._server_time is None:
                 self._server_time = value
 
-    def open_unit(self, key: str, low: float, high: float, pending: bool = False) -> int:
-        """Register the next unit of work of a feed (newest first); returns its id for the slices."""
+    def open_unit(self, key: str, created_at: float, pending: bool = False, countable: bool = True) -> Unit:
+        """Register the next pipeline of a feed (newest first) that this stream will emit."""
         with self._lock:
-            unit = _Unit(low=low, high=high, pending=pending)
+            unit = Unit(low=created_at, high=created_at, pending=pending, countable=countable)
             self._units.setdefault(key, []).append(unit)
-            self._by_id.append(unit)
-            return len(self._by_id) - 1
+            return unit
 
-    def add_partition(self, unit_id: int) -> None:
+    def unit_emitted(self, unit: Unit) -> None:
+        """Every record of the unit has been emitted."""
         with self._lock:
-            self._by_id[unit_id].open_partitions += 1
+            unit.complete = unit.countable
 
-    def unit_generated(self, unit_id: int) -> None:
-        with self._lock:
-            self._by_id[unit_id].generated = True
-
-    def partition_closed(self, unit_id: int) -> None:
-        with self._lock:
-            self._by_id[unit_id].open_partitions -= 1
-
-    def feed_generated(self, key: str) -> None:
+    def feed_listed(self, key: str, cut_at: Optional[float] = None) -> None:
+        """Every unit of the feed has been opened. `cut_at`: the listing stopped part-way there (a rejected
+        page token), so pipelines older than it were not seen."""
         with self._lock:
             self._finished_feeds.add(key)
+            if cut_at is not None:
+                self._cut[key] = cut_at
 
-    def feed_cut(self, key: str, oldest_read: float) -> None:
-        """The feed's listing stopped part-way at `oldest_read`: pipelines older than that were not seen."""
-        with self._lock:
-            self._cut[key] = oldest_read
-
-    def all_generated(self) -> None:
-        """Every feed of this sync has had all its partitions generated."""
+    def all_listed(self) -> None:
+        """Every feed of this sync has been listed."""
         with self._lock:
             self._all_generated = True
 
@@ -225,7 +211,7 @@ class StreamProgress:
     def _next_feed(self, key: str) -> tuple[FeedProgress, bool]:
         previous = self.feed(key)
         units = self._units.get(key, [])
-        completed: list[_Unit] = []
+        completed: list[Unit] = []
         for index, unit in enumerate(units):
             if not unit.complete:
                 break

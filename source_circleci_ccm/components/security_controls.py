@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Optional
 
-from airbyte_cdk.sources.declarative.retrievers.retriever import Retriever
-from airbyte_cdk.sources.types import Config, StreamSlice, StreamState
-
-from source_circleci_ccm.components.context import SyncContext
-from source_circleci_ccm.components.crawl import ActivityCrawl, is_terminal
+from source_circleci_ccm.components.crawl import is_terminal
 from source_circleci_ccm.components.progress import format_time
 from source_circleci_ccm.config import org_slug_of_project
 from source_circleci_ccm.controls import (
@@ -172,83 +168,84 @@ def _evidence(item: Mapping[str, Any]) -> dict[str, Any]:
     return record
 
 
-@dataclass
-class SecurityControlsRetriever(Retriever):
-    """Computes the records of a security_controls slice from the sync's crawl: no request of its own
-    beyond the URLs the evidence streams read (config, workflows, jobs, steps, settings, contexts)."""
+class SecurityControls:
+    """The security_controls stream's view of the crawl: which pipelines it evaluates and the records of each.
 
-    config: Config
-    parameters: InitVar[Mapping[str, Any]]
+    A pipeline is evaluated when it is new, or when a workflow of it finished since the last sync (its
+    execution evidence is now known). A project gets its project-level records when first met in a sync, and
+    its roll-up from the newest evaluated pipeline on its default branch."""
 
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._catalogue: Optional[Catalogue] = None
-        self._lock = threading.Lock()
+    def __init__(self, catalogue: Optional[Catalogue], crawl: Any, client: Any, with_steps: bool, settings: Any, context_items: Any) -> None:
+        self._catalogue = catalogue  # None when the stream is not selected
+        self._crawl = crawl
+        self._client = client
+        self._with_steps = with_steps
+        self._settings = settings
+        self._context_items = context_items
 
-    @property
-    def catalogue(self) -> Catalogue:
-        with self._lock:
-            if self._catalogue is None:
-                self._catalogue = catalogue_from_config(self.config)
-            return self._catalogue
+    def planner(self, consumer: Any) -> Any:
+        met: set[str] = set()
+        rolled_up: set[str] = set()
+        lock = threading.Lock()
 
-    def read_records(self, records_schema: Mapping[str, Any], stream_slice: Optional[StreamSlice] = None) -> Iterable[Mapping[str, Any]]:
-        context = SyncContext.current(self.config)
-        crawl = context.crawl()
-        extra = stream_slice.extra_fields if stream_slice is not None else {}
-        evaluated_at = format_time(context.session.server_time or time.time()) or ""
-        if extra.get("kind") == "project":
-            yield from self._project_records(crawl, stream_slice["project_slug"], extra.get("readable", False), evaluated_at)  # type: ignore[index]
+        def plan(work: Any) -> tuple[bool, bool, bool]:
+            """(project first met, evaluate the pipeline, roll the project up from it), in feed order."""
+            slug = work.project_slug
+            evaluate = bool(work.is_new.get(consumer.name)) or bool(consumer.changed_workflows(work))
+            default_branch = ((work.project or {}).get("vcs_info") or {}).get("default_branch")
+            on_default = bool(default_branch) and (work.pipeline.get("vcs") or {}).get("branch") == default_branch
+            with lock:
+                first = bool(slug) and slug not in met
+                met.add(slug)
+                rollup = evaluate and on_default and slug not in rolled_up
+                if rollup:
+                    rolled_up.add(slug)
+            return first, evaluate, rollup
+
+        return plan
+
+    def records(self, consumer: Any, item: Any) -> Iterable[Mapping[str, Any]]:
+        work = item.work
+        first, evaluate, rollup = item.plan
+        evaluated_at = format_time(self._client.server_time or time.time()) or ""
+        if first and work.project_slug:
+            yield from self._project_records(work.project_slug, work.project is not None, evaluated_at)
+        if not evaluate:
             return
-        pipeline = extra["pipeline"]
-        records = pipeline_records(self.catalogue, self._evidence(crawl, pipeline, context.is_selected("job_steps")), evaluated_at)
+        records = pipeline_records(self._catalogue, self._evidence(consumer, work), evaluated_at)
         yield from records
-        if extra.get("rollup"):
+        if rollup:
             yield from project_rollup(records)
 
-    def _evidence(self, crawl: ActivityCrawl, pipeline: Mapping[str, Any], with_steps: bool) -> PipelineEvidence:
-        workflows = crawl.workflows(pipeline)
-        jobs = [
-            {**job, "workflow_id": workflow["id"]}
-            for workflow in workflows or []
-            if is_terminal(workflow)
-            for job in crawl.jobs(workflow["id"]) or []
-        ]
+    def _evidence(self, consumer: Any, work: Any) -> PipelineEvidence:
+        terminal = consumer.terminal_workflows_taken(work)
+        jobs = [{**job, "workflow_id": workflow["id"]} for workflow in terminal for job in work.jobs.get(workflow["id"], ())]
         steps = None
-        if with_steps:
+        if self._with_steps:
             steps = {
-                job["job_number"]: crawl.job_steps(job.get("project_slug") or pipeline["project_slug"], job["job_number"]) or []
+                job["job_number"]: (work.job_steps.get(job["id"]) or [])
                 for job in jobs
                 if job.get("job_number") is not None and job.get("type") != "approval"
             }
-        return PipelineEvidence(pipeline=pipeline, config=crawl.config(pipeline), workflows=workflows, jobs=jobs, steps=steps)
+        return PipelineEvidence(pipeline=work.pipeline, config=work.config, workflows=work.workflows, jobs=jobs, steps=steps)
 
-    def _project_records(self, crawl: ActivityCrawl, project_slug: str, readable: bool, evaluated_at: str) -> Iterable[Mapping[str, Any]]:
+    def _project_records(self, project_slug: str, readable: bool, evaluated_at: str) -> Iterable[Mapping[str, Any]]:
         org_slug = org_slug_of_project(project_slug)
         contexts: list[dict[str, Any]] = []
-        for org in crawl.organizations():
+        for org in self._crawl.organizations():
             if org.slug == org_slug:
-                contexts = crawl.contexts(org)
-        env_vars = {c["id"]: crawl.context_env_vars(c["id"]) for c in contexts if c.get("id")}
-        restrictions = {c["id"]: crawl.context_restrictions(c["id"]) for c in contexts if c.get("id")}
-        settings = crawl.project_settings(project_slug) if readable else None
-        yield from project_level_records(self.catalogue, project_slug, settings, contexts, env_vars, restrictions, evaluated_at)
+                contexts = self._crawl.contexts(org)
+        ids = [c["id"] for c in contexts if c.get("id")]
+        env_vars = {context_id: self._context_items(context_id, "environment-variable") for context_id in ids}
+        restrictions = {context_id: self._context_items(context_id, "restrictions") for context_id in ids}
+        settings = self._settings(project_slug) if readable else None
+        yield from project_level_records(self._catalogue, project_slug, settings, contexts, env_vars, restrictions, evaluated_at)
         if not readable:
             reason = (
                 f"the token's account cannot read project {project_slug}: add it to the project's team in CircleCI "
                 "to evaluate its pipelines"
             )
-            yield from unknown_rollup(self.catalogue, project_slug, reason, evaluated_at)
-
-    def stream_slices(self) -> Iterable[Optional[StreamSlice]]:
-        yield None  # slices come from the stream's partition router
-
-    @property
-    def state(self) -> StreamState:
-        return {}
-
-    @state.setter
-    def state(self, value: StreamState) -> None:
-        """Progress is kept by the ActivityCursor."""
+            yield from unknown_rollup(self._catalogue, project_slug, reason, evaluated_at)
 
 
 def catalogue_from_config(config: Mapping[str, Any]) -> Catalogue:
