@@ -22,7 +22,7 @@ def _scorer():
 @pytest.mark.skipif(not (DEV / "labels.json").is_file(), reason="shared dev corpus not present")
 def test_dev_corpus_precision_and_recall_at_least_095():
     scorer = _scorer()
-    counts, mistakes = scorer.score(DEV, load_catalogue())
+    counts, mistakes = scorer.score([DEV], load_catalogue())
     for label in LABELS:
         precision, recall = scorer.metrics(counts[label])
         assert precision >= 0.95 and recall >= 0.95, (label, counts[label], mistakes)
