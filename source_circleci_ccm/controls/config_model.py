@@ -225,6 +225,8 @@ class _Builder:
             return []
         read = commands(text, limit=self.commands_left)
         self.commands_left -= max(len(read), 1)
+        if self.commands_left <= 0:
+            self.truncated = f"the configuration runs more than {MAX_COMMANDS} commands; the rest were not read"
         return read
 
     def _image(self, definition: dict) -> str | None:

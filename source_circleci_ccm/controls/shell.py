@@ -23,6 +23,7 @@ _UNQUOTE = re.compile(r"""'([^']*)'?|"((?:[^"\\]|\\[\s\S]?)*)"?|\\([\s\S]?)""")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 MAX_NESTING = 3  # sh -c "bash -c '...'" nests; deeper is not worth reading
 MAX_WORD = 1024  # no program name or argument a rule needs is longer; a longer word is cut, not unquoted whole
+MAX_WORDS = 256  # words kept of one command
 
 # Prefixes that run the rest of the line as the command (options of their own are skipped).
 _PREFIXES = {"sudo", "env", "time", "nice", "nohup", "exec", "command", "xargs", "timeout", "stdbuf", "unbuffer"}
@@ -61,11 +62,13 @@ def _unquote(token: str) -> str:
     return _UNQUOTE.sub(lambda m: next(g for g in m.groups() if g is not None), token)
 
 
-def _split(text: str) -> list[list[str]]:
-    """Words of each simple command, in order (subshell parentheses and braces dropped)."""
+def _split(text: str, limit: int | None) -> list[list[str]]:
+    """Words of each simple command, in order (subshell parentheses and braces dropped; the first ``limit``
+    commands and ``MAX_WORDS`` words of each: a scanner's call is told by its first words)."""
     commands: list[list[str]] = [[]]
-    for operator, word in _TOKEN.findall(text.replace("\\\r\n", " ").replace("\\\n", " ")):
-        if word:
+    for m in _TOKEN.finditer(text.replace("\\\r\n", " ").replace("\\\n", " ")):
+        operator, word = m.groups()
+        if word and len(commands[-1]) < MAX_WORDS:
             word = word[:MAX_WORD]
             if "'" in word or '"' in word or "\\" in word:
                 word = _unquote(word)
@@ -74,6 +77,8 @@ def _split(text: str) -> list[list[str]]:
             if word and word not in (")", "}"):
                 commands[-1].append(word)
         elif operator and commands[-1]:
+            if limit is not None and len(commands) >= limit:
+                return commands
             commands.append([])
     return [c for c in commands if c]
 
@@ -141,7 +146,8 @@ def _unwrap(words: list[str], depth: int) -> list[Command]:
         elif head in _SCRIPT_RUNNERS and len(words) > 2 and words[1] == "run" and not words[2].startswith("-"):
             # `npm run X` runs the package script or binary X: keep the call (rules know `npm run test`) and
             # read X as a command too (`yarn run snyk test` runs snyk).
-            return [Command(argv=(head,) + tuple(words[1:]))] + _unwrap(words[2:], depth)
+            inner = _unwrap(words[2:], depth + 1) if depth < MAX_NESTING else []
+            return [Command(argv=(head,) + tuple(words[1:]))] + inner
         elif head in ("docker", "podman") and len(words) > 2 and (
                 words[1] == "run" or (words[1] == "container" and words[2] == "run")):
             found = _docker_run(words)
@@ -154,6 +160,6 @@ def _unwrap(words: list[str], depth: int) -> list[Command]:
 def commands(text: str, depth: int = 0, limit: int | None = None) -> list[Command]:
     """The simple commands a `run` step executes, in order (the first ``limit`` of them)."""
     out: list[Command] = []
-    for words in _split(text)[:limit]:
+    for words in _split(text, limit):
         out.extend(_unwrap(words, depth))
     return out
