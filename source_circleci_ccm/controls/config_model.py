@@ -41,6 +41,7 @@ class Unit:
     orb: str | None = None
     orb_ref: str | None = None
     run: str | None = None  # the commands, one per line, wrappers taken off (what `run` rules search)
+    source: str | None = None  # the `run` text as written (parameters substituted), for people to read
     commands: list[Command] = field(default_factory=list)
     image: str | None = None  # job units: the executor's primary image
     params: dict = field(default_factory=dict)
@@ -192,10 +193,11 @@ class _Builder:
                     command, step_name = args.get("command"), args.get("name")
                 else:
                     continue
-                read = self._read(self._subst(str(command or ""), scope))
+                source = self._subst(str(command or ""), scope)
+                read = self._read(source)
                 out.append(Unit(where=f"{where}.run", step=self._subst(str(step_name), scope) if step_name else None,
                                 step_index=len(out), step_type="run", run="\n".join(c.line for c in read),
-                                commands=read, **common))
+                                source=source, commands=read, **common))
             elif name in ("when", "unless") and isinstance(args, dict):
                 holds = _truth(args.get("condition"), lambda text: self._subst_job(text, scope))
                 if holds is None or holds == (name == "when"):  # unknown until run time: it may run

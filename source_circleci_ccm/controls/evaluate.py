@@ -128,10 +128,13 @@ def _named_opaque_step(analysis: _Analysis, control: str) -> dict | None:
     pattern = analysis.catalogue.controls[control].named_step
     if pattern is None:
         return None
+    knowledge = analysis.catalogue.knowledge
     for wj in analysis.model.invoked_jobs():
+        explained = {e["where"] for control in SCAN_CONTROLS for e in analysis.of(wj, control)}
         for unit in wj.units[1:]:
-            if unit.commands and unit.step and pattern.search(unit.step):
-                return _strip([_evidence(unit, wj, "unknown.named-opaque-step", unit.run.split("\n", 1)[0])])[0]
+            if (unit.commands and unit.step and unit.where not in explained and pattern.search(unit.step)
+                    and not knowledge.names_set_up(unit.step)):
+                return _strip([_evidence(unit, wj, "unknown.named-opaque-step", unit.source.strip().split("\n", 1)[0])])[0]
     return None
 
 

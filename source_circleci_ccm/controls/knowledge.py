@@ -107,11 +107,15 @@ class KnowledgeBase:
         return [Hit(tool.id, tool.control, f"executor image {image}") for tool in self._by_image.get(image_name(image), ())
                 if tool.control]
 
+    def names_set_up(self, name: str) -> bool:
+        """A step or job name that says it sets a tool up (`Install Snyk CLI`) rather than runs it."""
+        return bool(self.not_scan_words.intersection(_WORD.findall(name.lower())))
+
     def name_hits(self, name: str, scan_word_needed: bool = True) -> list[Hit]:
         """Scanners a step or job name says it runs: a tool's word with a scan word (`Twistlock Scan`, `Run
         Semgrep`) and no set-up word (`Install Twistlock`)."""
         words = _WORD.findall(name.lower())
-        if self.not_scan_words.intersection(words) or (scan_word_needed and not self.scan_words.intersection(words)):
+        if self.names_set_up(name) or (scan_word_needed and not self.scan_words.intersection(words)):
             return []
         return [Hit(tool.id, tool.control, name) for word in words for tool in self._by_word.get(word, ())]
 

@@ -74,7 +74,9 @@ def _split(text: str, limit: int | None) -> list[list[str]]:
                 word = _unquote(word)
             if not commands[-1]:
                 word = word.lstrip("({")
-            if word and word not in (")", "}"):
+            if word.endswith(")") and "(" not in word:  # the end of a subshell: `(cd app && pytest)`
+                word = word.rstrip(")")
+            if word and word != "}":
                 commands[-1].append(word)
         elif operator and commands[-1]:
             if limit is not None and len(commands) >= limit:
