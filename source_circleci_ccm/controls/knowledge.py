@@ -94,7 +94,10 @@ class KnowledgeBase:
         if by_task and not any(a in self.not_scanning for a in args if a.startswith("-")):
             for arg in args:
                 lowered = arg.lower()
-                for tool in by_task.get(lowered, ()) or by_task.get(lowered.rsplit(":", 1)[-1], ()):
+                # `:app:dependencyCheckAnalyze` and `group:plugin:version:goal` by their last segment, npm
+                # scripts such as `audit:check` by their first
+                for tool in (by_task.get(lowered) or by_task.get(lowered.rsplit(":", 1)[-1])
+                             or by_task.get(lowered.split(":", 1)[0], ())):
                     hits.append((tool, tool.control))
         if command.image:
             for tool in self._by_image.get(command.image, ()):
@@ -170,7 +173,7 @@ def load_knowledge_base(controls: tuple[str, ...]) -> KnowledgeBase:
                 raise ValueError(f"knowledge base tool {tool.id!r}: unknown control {control!r}")
     return KnowledgeBase(
         version=str(data["version"]), tools=tools,
-        not_scanning=frozenset(w.lower() for w in data["not_scanning"]),
+        not_scanning=frozenset(data["not_scanning"]),  # as written: `-V` is a version flag, `-v` often verbose
         not_scanning_orb_commands=frozenset(data["not_scanning_orb_commands"]),
         build_tools={k: tuple(v) for k, v in data["build_tools"].items()},
         scan_words=frozenset(data["scan_words"]), not_scan_words=frozenset(data["not_scan_words"]),

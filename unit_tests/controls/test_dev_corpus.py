@@ -23,7 +23,7 @@ def _scorer():
 @pytest.mark.skipif(not all((f / "labels.json").is_file() for f in FOLDERS), reason="shared dev corpus not present")
 def test_dev_and_dev_more_corpus_precision_and_recall_at_least_095():
     scorer = _scorer()
-    counts, mistakes = scorer.score(FOLDERS, load_catalogue(), split="tuning")
+    counts, mistakes = scorer.score(FOLDERS, load_catalogue())
     for label in LABELS:
         precision, recall = scorer.metrics(counts[label])
         assert precision >= 0.95 and recall >= 0.95, (label, counts[label], mistakes)
