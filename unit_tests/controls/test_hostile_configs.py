@@ -16,6 +16,16 @@ from source_circleci_ccm.controls.shell import commands
 _LITERAL = re.compile(r"[A-Za-z][\w.:-]*")
 
 
+def _best_time(function, repeat: int = 3) -> float:
+    """The fastest of a few runs: the machine is shared, and a linear-time claim is about the work, not the noise."""
+    timings = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
 def _config(runs: list[str]) -> str:
     steps = "".join(f"      - run: {json.dumps(text)}\n" for text in runs)
     return f"version: 2.1\njobs:\n  build:\n    docker: [{{image: x}}]\n    steps:\n{steps}workflows:\n  w: {{jobs: [build]}}\n"
@@ -78,21 +88,15 @@ def test_one_megabyte_adversarial_config_evaluates_in_under_two_seconds(catalogu
     while len(text) < 1024 * 1024:
         runs += runs[: 8]
         text = _config(runs)
-    start = time.perf_counter()
-    results = evaluate_config(text, catalogue)
-    elapsed = time.perf_counter() - start
+    elapsed = _best_time(lambda: evaluate_config(text, catalogue), repeat=2)
     assert len(text) >= 1024 * 1024 and elapsed < 2.0, elapsed
-    assert set(results) == set(catalogue.pipeline_controls())
+    assert set(evaluate_config(text, catalogue)) == set(catalogue.pipeline_controls())
 
 
 @pytest.mark.parametrize("word", ["mvn ", "gradle ", "kubectl ", "veracode "])
 def test_the_once_quadratic_commands_take_time_linear_in_their_length(catalogue, word):
-    timings = []
-    for size in (60_000, 240_000):
-        text = _config([word * (size // len(word))])
-        start = time.perf_counter()
-        evaluate_config(text, catalogue)
-        timings.append(time.perf_counter() - start)
+    timings = [_best_time(lambda: evaluate_config(_config([word * (size // len(word))]), catalogue))
+               for size in (60_000, 240_000)]
     assert timings[1] < 0.5 and timings[1] < 8 * max(timings[0], 0.01), timings  # 4x the text: ~4x the time
 
 
