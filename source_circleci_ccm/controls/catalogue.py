@@ -1,12 +1,14 @@
 """The rule catalogue: packaged YAML data plus user rules that add to or override it."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 import yaml
+
+from .knowledge import KnowledgeBase, load_knowledge_base
+from .patterns import Pattern, compile_pattern
 
 MATCHER_FIELDS = ("orb", "orb_command", "job_name", "step_name", "step_type", "run", "context")
 PARAMETER_CONDITIONS = ("matches", "not", "present", "equals")
@@ -24,6 +26,7 @@ class Control:
     scope: str = "pipeline"
     derived: bool = False
     internal: bool = False
+    named_step: Pattern | None = None  # a step so named, running commands nothing explains, makes it `unknown`
 
 
 @dataclass
@@ -31,14 +34,14 @@ class Rule:
     id: str
     control: str
     description: str = ""
-    orb: re.Pattern | None = None
-    orb_command: re.Pattern | None = None
-    job_name: re.Pattern | None = None
-    step_name: re.Pattern | None = None
-    step_type: re.Pattern | None = None
-    run: re.Pattern | None = None
-    context: re.Pattern | None = None
-    unless: re.Pattern | None = None
+    orb: Pattern | None = None
+    orb_command: Pattern | None = None
+    job_name: Pattern | None = None
+    step_name: Pattern | None = None
+    step_type: Pattern | None = None
+    run: Pattern | None = None
+    context: Pattern | None = None
+    unless: Pattern | None = None
     parameters: dict[str, dict] = field(default_factory=dict)
     source: str = "packaged"
 
@@ -57,6 +60,7 @@ class Catalogue:
     version: str
     controls: dict[str, Control]
     rules: list[Rule]
+    knowledge: KnowledgeBase
     required_controls: list[str] = field(default_factory=list)
 
     def frameworks(self, control_id: str) -> list[dict]:
@@ -72,14 +76,14 @@ class Catalogue:
         return [c.id for c in self.controls.values() if c.scope == "pipeline" and not c.internal]
 
 
-def _compile(rule_id: str, name: str, value: Any) -> re.Pattern | None:
+def _compile(rule_id: str, name: str, value: Any) -> Pattern | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
         raise ValueError(f"rule {rule_id!r}: {name} must be a non-empty regex string")
     try:
-        return re.compile(value, re.IGNORECASE | re.MULTILINE)
-    except re.error as exc:
+        return compile_pattern(value)
+    except ValueError as exc:
         raise ValueError(f"rule {rule_id!r}: {name} is not a valid regex ({exc})") from None
 
 
@@ -167,6 +171,7 @@ def load_catalogue(
             scope=c.get("scope", "pipeline"),
             derived=bool(c.get("derived")),
             internal=bool(c.get("internal")),
+            named_step=_compile(c["id"], "named_step", c.get("named_step")),
         )
     rules: dict[str, Rule] = {}
     for raw in data["rules"]:
@@ -184,7 +189,7 @@ def load_catalogue(
             raise ValueError(f"required control {cid!r} is not in the catalogue")
     return Catalogue(
         version=str(data["version"]), controls=controls, rules=list(rules.values()),
-        required_controls=required,
+        knowledge=load_knowledge_base(SCAN_CONTROLS), required_controls=required,
     )
 
 

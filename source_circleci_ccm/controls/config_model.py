@@ -4,16 +4,27 @@ Only jobs that some workflow invokes are considered.  Each invoked workflow job
 becomes a ``WorkflowJob`` (a node of its workflow's ``requires`` graph) with a
 list of ``Unit``s: the job itself (name, orb job, parameters, contexts) and the
 steps it runs (local ``commands`` expanded, orb commands kept as references).
-Works on source configs (orbs not expanded) and compiled ones (steps inlined).
+Works on source configs (orbs not expanded) and compiled ones (steps inlined): what CircleCI resolves when
+it compiles a config is resolved here too (`<<:` merges and aliases by the YAML loader; reusable commands,
+job and pipeline parameters, matrix jobs, `when`/`unless` with conditions known from parameters), so a
+source config and its compiled form give the same units.  `run` commands are read as a shell reads them
+(shell.py).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import product
 from typing import Any
+
+from .shell import Command, commands
 
 MAX_COMMAND_DEPTH = 20
 MAX_UNITS_PER_JOB = 5000
+MAX_MATRIX_JOBS = 256
+# Commands read per config: real configs have a few thousand; past this a hostile one is not read further
+# (the model says so, and controls not found become `unknown`), which keeps evaluation linear and bounded.
+MAX_COMMANDS = 50_000
 _PARAM_RE = re.compile(r"<<\s*parameters\.([\w-]+)\s*>>")
 _PIPELINE_PARAM_RE = re.compile(r"<<\s*pipeline\.parameters\.([\w-]+)\s*>>")
 
@@ -29,7 +40,10 @@ class Unit:
     step_type: str | None = None
     orb: str | None = None
     orb_ref: str | None = None
-    run: str | None = None
+    run: str | None = None  # the commands, one per line, wrappers taken off (what `run` rules search)
+    source: str | None = None  # the `run` text as written (parameters substituted), for people to read
+    commands: list[Command] = field(default_factory=list)
+    image: str | None = None  # job units: the executor's primary image
     params: dict = field(default_factory=dict)
     contexts: list[str] = field(default_factory=list)
 
@@ -90,6 +104,7 @@ class ConfigModel:
     orbs: dict[str, str]
     workflows: list[Workflow]
     setup: bool
+    truncated: str = ""  # why part of the config was not read, when it was not
 
     def invoked_jobs(self) -> list[WorkflowJob]:
         return [j for wf in self.workflows for j in wf.jobs]
@@ -126,7 +141,10 @@ class _Builder:
         self.orbs = {str(a): _orb_name(v, str(a)) for a, v in orbs.items()}
         self.jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
         self.commands = data.get("commands") if isinstance(data.get("commands"), dict) else {}
+        self.executors = data.get("executors") if isinstance(data.get("executors"), dict) else {}
         self.pipeline_params = _defaults(data)
+        self.commands_left = MAX_COMMANDS
+        self.truncated = ""
 
     # -- text substitution -------------------------------------------------
     def _subst(self, text: str, scope: dict) -> str:
@@ -140,6 +158,13 @@ class _Builder:
 
         text = _PARAM_RE.sub(param, text)
         return _PIPELINE_PARAM_RE.sub(pipeline, text)
+
+    def _subst_job(self, text: str, scope: dict) -> str:
+        """Job parameters only: what a `when` step's condition is decided by (pipeline parameters vary by trigger)."""
+        def param(m: re.Match) -> str:
+            value = scope.get(m.group(1))
+            return m.group(0) if value is None or isinstance(value, (dict, list)) else str(value)
+        return _PARAM_RE.sub(param, text)
 
     def _orb_of(self, ref: str) -> str | None:
         alias = ref.split("/", 1)[0]
@@ -168,11 +193,15 @@ class _Builder:
                     command, step_name = args.get("command"), args.get("name")
                 else:
                     continue
-                command = self._subst(str(command or ""), scope)
+                source = self._subst(str(command or ""), scope)
+                read = self._read(source)
                 out.append(Unit(where=f"{where}.run", step=self._subst(str(step_name), scope) if step_name else None,
-                                step_index=len(out), step_type="run", run=command, **common))
+                                step_index=len(out), step_type="run", run="\n".join(c.line for c in read),
+                                source=source, commands=read, **common))
             elif name in ("when", "unless") and isinstance(args, dict):
-                self._steps(args.get("steps"), f"{where}.{name}.steps", wj, scope, out, depth + 1)
+                holds = _truth(args.get("condition"), lambda text: self._subst_job(text, scope))
+                if holds is None or holds == (name == "when"):  # unknown until run time: it may run
+                    self._steps(args.get("steps"), f"{where}.{name}.steps", wj, scope, out, depth + 1)
             elif name == "steps" and isinstance(args, str):
                 m = _PARAM_RE.fullmatch(args.strip())
                 if m and isinstance(scope.get(m.group(1)), list):
@@ -192,6 +221,27 @@ class _Builder:
                 step_name = args.get("name") if isinstance(args, dict) and isinstance(args.get("name"), str) else None
                 out.append(Unit(where=where, step=step_name, step_index=len(out), step_type=name, **common))
 
+    def _read(self, text: str) -> list[Command]:
+        if self.commands_left <= 0:
+            self.truncated = f"the configuration runs more than {MAX_COMMANDS} commands; the rest were not read"
+            return []
+        read = commands(text, limit=self.commands_left)
+        self.commands_left -= max(len(read), 1)
+        if self.commands_left <= 0:
+            self.truncated = f"the configuration runs more than {MAX_COMMANDS} commands; the rest were not read"
+        return read
+
+    def _image(self, definition: dict) -> str | None:
+        """The primary image a job runs in: its own `docker:` or its named executor's."""
+        executor = definition.get("executor")
+        if isinstance(executor, dict):
+            executor = executor.get("name")
+        source = self.executors.get(executor) if isinstance(executor, str) else definition
+        docker = source.get("docker") if isinstance(source, dict) else None
+        first = docker[0] if isinstance(docker, list) and docker else None
+        image = first.get("image") if isinstance(first, dict) else None
+        return image if isinstance(image, str) else None
+
     def _resolve_value(self, value: Any, scope: dict) -> Any:
         if isinstance(value, str):
             m = _PARAM_RE.fullmatch(value.strip())
@@ -204,11 +254,18 @@ class _Builder:
     def build(self) -> ConfigModel:
         workflows = []
         raw_wfs = self.data.get("workflows") if isinstance(self.data.get("workflows"), dict) else {}
+        if not raw_wfs and isinstance(self.jobs.get("build"), dict):
+            raw_wfs = {"(implicit)": {"jobs": ["build"]}}  # 2.x without workflows runs the `build` job
         for wf_name, wf in raw_wfs.items():
             if not isinstance(wf, dict):
                 continue  # e.g. `version: 2`
+            # Any trigger may set pipeline parameters, so only a literal condition decides here (a compiled config
+            # has the pipeline's own values in place).
+            keep = lambda text: text  # noqa: E731
+            if _truth(wf.get("when"), keep) is False or _truth(wf.get("unless"), keep) is True:
+                continue
             jobs = []
-            for idx, entry in enumerate(_as_list(wf.get("jobs"))):
+            for entry in _as_list(wf.get("jobs")):
                 if isinstance(entry, str):
                     key, params = entry, {}
                 elif isinstance(entry, dict) and entry:
@@ -216,25 +273,29 @@ class _Builder:
                     params = params if isinstance(params, dict) else {}
                 else:
                     continue
-                key = str(key)
-                requires = []
-                for r in _as_list(params.get("requires")):
-                    if isinstance(r, dict):
-                        requires.extend(str(k) for k in r)
-                    else:
-                        requires.append(str(r))
-                contexts = [str(c) for c in _as_list(params.get("context"))]
-                extra = {str(k): v for k, v in params.items()
-                         if k not in ("requires", "context", "filters", "type", "matrix", "name")}
-                wj = WorkflowJob(
-                    workflow=str(wf_name), index=idx, key=key, name=str(params.get("name") or key),
-                    requires=requires, type=params.get("type"), params=extra, contexts=contexts,
-                    filters=params.get("filters"), defined=key in self.jobs,
-                )
-                self._units(wj)
-                jobs.append(wj)
+                for name, values in _matrix(str(key), params):
+                    jobs.append(self._workflow_job(str(wf_name), len(jobs), str(key), name, params, values))
             workflows.append(Workflow(name=str(wf_name), jobs=jobs, scheduled=bool(wf.get("triggers"))))
-        return ConfigModel(orbs=self.orbs, workflows=workflows, setup=bool(self.data.get("setup")))
+        return ConfigModel(orbs=self.orbs, workflows=workflows, setup=bool(self.data.get("setup")),
+                           truncated=self.truncated)
+
+    def _workflow_job(self, workflow: str, index: int, key: str, name: str, params: dict, values: dict) -> WorkflowJob:
+        requires = []
+        for r in _as_list(params.get("requires")):
+            if isinstance(r, dict):
+                requires.extend(str(k) for k in r)
+            else:
+                requires.append(str(r))
+        contexts = [str(c) for c in _as_list(params.get("context"))]
+        extra = {str(k): v for k, v in params.items()
+                 if k not in ("requires", "context", "filters", "type", "matrix", "name")}
+        extra.update(values)
+        wj = WorkflowJob(
+            workflow=workflow, index=index, key=key, name=name, requires=requires, type=params.get("type"),
+            params=extra, contexts=contexts, filters=params.get("filters"), defined=key in self.jobs,
+        )
+        self._units(wj)
+        return wj
 
     def _units(self, wj: WorkflowJob) -> None:
         if wj.is_approval:
@@ -247,9 +308,63 @@ class _Builder:
                              params=wj.params, contexts=wj.contexts))
         definition = self.jobs.get(wj.key)
         if isinstance(definition, dict):
+            wj.units[0].image = self._image(definition)
             scope = _defaults(definition)
             scope.update(wj.params)
             self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
+
+
+def _matrix(key: str, params: dict) -> list[tuple[str, dict]]:
+    """(name, parameter values) of each job a workflow entry stands for: one, or one per matrix combination."""
+    name = str(params.get("name") or key)
+    matrix = params.get("matrix")
+    grid = matrix.get("parameters") if isinstance(matrix, dict) else None
+    if not isinstance(grid, dict) or not grid:
+        return [(name, {})]
+    axes = [(str(p), _as_list(v)) for p, v in grid.items()]
+    excluded = [e for e in _as_list(matrix.get("exclude")) if isinstance(e, dict)]
+    out = []
+    for combination in product(*(values for _, values in axes)):
+        values = {p: v for (p, _), v in zip(axes, combination)}
+        if any(all(values.get(str(k)) == v for k, v in e.items()) for e in excluded):
+            continue
+        # CircleCI names an expansion `<alias>-<value>-<value>` (alias defaults to the job name)
+        out.append((f"{matrix.get('alias') or name}-" + "-".join(str(v) for v in combination), values))
+        if len(out) >= MAX_MATRIX_JOBS:
+            break
+    return out
+
+
+def _truth(condition: Any, subst) -> bool | None:
+    """A `when`/`unless` condition's value when parameters decide it; None when only a run can (e.g. the branch)."""
+    if condition is None:
+        return None
+    if isinstance(condition, bool):
+        return condition
+    if isinstance(condition, (int, float)):
+        return bool(condition)
+    if isinstance(condition, str):
+        value = subst(condition).strip()
+        if "<<" in value:
+            return None
+        return value.lower() not in ("", "false", "0", "no", "off", "null")
+    if isinstance(condition, dict) and len(condition) == 1:
+        (op, arg), = condition.items()
+        if op == "not":
+            inner = _truth(arg, subst)
+            return None if inner is None else not inner
+        if op in ("and", "or") and isinstance(arg, list):
+            values = [_truth(a, subst) for a in arg]
+            decisive = op == "or"  # `or` is settled by one True, `and` by one False
+            if decisive in values:
+                return decisive
+            return None if None in values else not decisive
+        if op == "equal" and isinstance(arg, list):
+            values = [subst(a).strip() if isinstance(a, str) else a for a in arg]
+            if any(isinstance(v, str) and "<<" in v for v in values):
+                return None
+            return all(str(v) == str(values[0]) for v in values)
+    return None
 
 
 def build_model(data: dict) -> ConfigModel:

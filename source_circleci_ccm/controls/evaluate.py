@@ -18,20 +18,64 @@ def _result(catalogue: Catalogue, control: str, status: str, ev=None, reason: st
                          catalogue_version=catalogue.version)
 
 
-def _job_matches(catalogue: Catalogue, wj: WorkflowJob, control: str) -> list[dict]:
-    """Evidence for ``control`` found in one invoked workflow job."""
-    found = []
+def _job_matches(catalogue: Catalogue, wj: WorkflowJob) -> dict[str, list[dict]]:
+    """Evidence for each step control and for deploy found in one invoked workflow job.
+
+    The knowledge base names the scanners a step's commands or orb call run; catalogue rules add what a
+    tool table cannot say (orb parameters, tests, deploys, names).  One piece of evidence per unit and control.
+    """
+    found: dict[str, list[dict]] = {control: [] for control in STEP_CONTROLS + (DEPLOY,)}
     if wj.is_approval:
         return found
+    knowledge = catalogue.knowledge
+    tools_seen: set[str] = set()
     for unit in wj.units:
-        for rule in catalogue.rules_for(control):
-            matched = match_rule(rule, unit)
-            if matched is not None:
-                found.append(evidence(unit.where, job=wj.name, step=unit.step, orb=unit.orb or unit.orb_ref,
-                                      rule_id=rule.id, matched=matched, workflow=wj.workflow,
-                                      step_index=unit.step_index))
-                break  # one rule per unit is enough
+        hits = [hit for command in unit.commands for hit in knowledge.command_hits(command)]
+        if unit.orb and unit.orb_ref:
+            hits.extend(knowledge.orb_hits(unit.orb, unit.orb_ref))
+        if not hits and unit.commands and unit.step:  # an opaque step whose name says which scanner it runs
+            hits = knowledge.name_hits(unit.step)
+        for hit in hits:
+            tools_seen.add(hit.tool)
+            if not any(e["where"] == unit.where for e in found[hit.control]):
+                found[hit.control].append(_evidence(unit, wj, f"kb.{hit.tool}", hit.matched))
+        for control, ev in found.items():
+            if ev and ev[-1]["where"] == unit.where:
+                continue
+            for rule in catalogue.rules_for(control):
+                matched = match_rule(rule, unit)
+                if matched is not None:
+                    ev.append(_evidence(unit, wj, rule.id, matched))
+                    break
+    job = wj.units[0]
+    runs = any(unit.commands for unit in wj.units[1:])
+    if _does_nothing(wj):  # only echoes: a job named `publish` or `test` that publishes or tests nothing
+        found[DEPLOY], found["automated_tests"] = [], []
+    if runs or job.orb_ref:  # a job named as a scan (`twistlock-scan-image`, "Gitleaks secrets scan") that runs
+        for hit in knowledge.name_hits(job.job):
+            if hit.tool not in tools_seen and not found[hit.control]:
+                found[hit.control].append(_evidence(job, wj, f"kb.{hit.tool}", f"job name {hit.matched}"))
+    if job.image and runs:
+        # A job that runs its steps in a scanner's image runs that scanner, unless its steps already show how.
+        for hit in knowledge.image_hits(job.image):
+            if hit.tool not in tools_seen:
+                found[hit.control].append(_evidence(job, wj, f"kb.{hit.tool}", hit.matched))
     return found
+
+
+NO_OP_PROGRAMS = frozenset({"echo", "printf", "true", ":", "exit", "sleep"})
+
+
+def _does_nothing(wj: WorkflowJob) -> bool:
+    """Every step of the job is a `run` whose commands only print or exit."""
+    steps = [unit for unit in wj.units[1:] if unit.step_type not in ("checkout", "attach_workspace")]
+    return bool(steps) and all(unit.step_type == "run" and all(c.argv[0] in NO_OP_PROGRAMS for c in unit.commands)
+                               for unit in steps)
+
+
+def _evidence(unit, wj: WorkflowJob, rule_id: str, matched: str) -> dict:
+    return evidence(unit.where, job=wj.name, step=unit.step, orb=unit.orb or unit.orb_ref, rule_id=rule_id,
+                    matched=matched, workflow=wj.workflow, step_index=unit.step_index)
 
 
 def _first_index(ev: list[dict]) -> float:
@@ -52,9 +96,7 @@ class _Analysis:
         self.found: dict[tuple[str, int], dict[str, list[dict]]] = {}
         for wf in model.workflows:
             for wj in wf.jobs:
-                self.found[(wf.name, wj.index)] = {
-                    control: _job_matches(catalogue, wj, control) for control in STEP_CONTROLS + (DEPLOY,)
-                }
+                self.found[(wf.name, wj.index)] = _job_matches(catalogue, wj)
 
     def of(self, wj: WorkflowJob, control: str) -> list[dict]:
         return self.found[(wj.workflow, wj.index)][control]
@@ -82,7 +124,30 @@ def _step_control(analysis: _Analysis, control: str) -> ControlResult:
         return _result(analysis.catalogue, control, PASS, _strip(ev))
     if analysis.model.setup:
         return _result(analysis.catalogue, control, UNKNOWN, reason="setup (dynamic) config: the continuation config that runs the jobs is not visible")
+    if analysis.model.truncated:
+        return _result(analysis.catalogue, control, UNKNOWN, reason=analysis.model.truncated)
+    named = _named_opaque_step(analysis, control)
+    if named is not None:
+        return _result(analysis.catalogue, control, UNKNOWN, [named],
+                       reason=f"step {named['step']!r} of job {named['job']!r} is named as this control but runs "
+                              f"{named['matched']!r}, which the configuration does not show: check what it runs, "
+                              "or add a custom rule for it")
     return _result(analysis.catalogue, control, FAIL, reason="no invoked job matches any rule for this control")
+
+
+def _named_opaque_step(analysis: _Analysis, control: str) -> dict | None:
+    """A step named as a ``control`` scan (e.g. `Security`, `Snyk`) whose commands no rule or tool explains."""
+    pattern = analysis.catalogue.controls[control].named_step
+    if pattern is None:
+        return None
+    knowledge = analysis.catalogue.knowledge
+    for wj in analysis.model.invoked_jobs():
+        explained = {e["where"] for control in SCAN_CONTROLS for e in analysis.of(wj, control)}
+        for unit in wj.units[1:]:
+            if (unit.commands and unit.step and unit.where not in explained and pattern.search(unit.step)
+                    and not knowledge.names_set_up(unit.step)):
+                return _strip([_evidence(unit, wj, "unknown.named-opaque-step", unit.source.strip().split("\n", 1)[0])])[0]
+    return None
 
 
 def _approval(analysis: _Analysis, deploys) -> ControlResult:

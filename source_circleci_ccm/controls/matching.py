@@ -1,16 +1,29 @@
 """Match catalogue rules against config units."""
 from __future__ import annotations
 
-import re
-
 from .catalogue import Rule
 from .config_model import Unit
 
+# A `run` rule's `unless` vetoes the command line that matched, and the search goes on after it; a step
+# whose every line is vetoed is given up on after this many, so the search stays linear in the step.
+MAX_VETOED_LINES = 20
 
-def _line_with(text: str, m: re.Match) -> str:
-    start = text.rfind("\n", 0, m.start()) + 1
-    end = text.find("\n", m.end())
-    return text[start: end if end != -1 else len(text)].strip()
+
+def _search_run(rule: Rule, text: str) -> str | None:
+    """The first command line of ``text`` that ``rule.run`` matches and ``rule.unless`` does not veto."""
+    pos = 0
+    for _ in range(MAX_VETOED_LINES):
+        m = rule.run.search(text, pos)
+        if m is None:
+            return None
+        start = text.rfind("\n", 0, m.start()) + 1
+        end = text.find("\n", m.end())
+        end = len(text) if end == -1 else end
+        line = text[start:end].strip()
+        if not (rule.unless and rule.unless.search(line)):
+            return line
+        pos = end + 1
+    return None
 
 
 def _params_ok(rule: Rule, params: dict) -> bool:
@@ -68,11 +81,9 @@ def match_rule(rule: Rule, unit: Unit) -> str | None:
     if rule.run:
         if not unit.run:
             return None
-        m = rule.run.search(unit.run)
-        if not m:
+        matched = _search_run(rule, unit.run)
+        if matched is None:
             return None
-        examined.append(unit.run)
-        matched = _line_with(unit.run, m)
     if rule.context:
         hit = next((c for c in unit.contexts if rule.context.search(c)), None)
         if hit is None:

@@ -37,13 +37,14 @@ def test_every_control_carries_frameworks(catalogue):
 def test_custom_rule_adds_to_packaged_rules():
     cat = load_catalogue([{"id": "sca.acme", "control": "dependency_scanning", "run": r"acme-scan\s+--deps"}])
     results = evaluate_config(CFG, cat)
-    assert {e["rule_id"] for e in results["dependency_scanning"].evidence} == {"sca.acme", "sca.npm-audit"}
+    assert {e["rule_id"] for e in results["dependency_scanning"].evidence} == {"sca.acme", "kb.npm-audit"}
 
 
 def test_custom_rule_overrides_packaged_rule():
-    cat = load_catalogue([{"id": "sca.npm-audit", "control": "dependency_scanning", "run": "never-matches-xyz"}])
-    results = evaluate_config(CFG, cat)
-    assert results["dependency_scanning"].status == "fail"
+    config = CFG.replace("steps: [{run: npm audit}]", "steps: [store_test_results]")
+    assert evaluate_config(config, load_catalogue())["automated_tests"].status == "pass"
+    cat = load_catalogue([{"id": "tests.store-test-results", "control": "automated_tests", "run": "never-matches-xyz"}])
+    assert evaluate_config(config, cat)["automated_tests"].status == "fail"
 
 
 @pytest.mark.parametrize("bad, message", [

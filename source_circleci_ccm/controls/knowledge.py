@@ -1,0 +1,180 @@
+"""The security-tool knowledge base (knowledge.yaml) and how a command, image or orb call is looked up in it.
+
+Every lookup is a dictionary access on a word, so matching a command costs the same whatever the tool count
+and is linear in the command's length: no pattern is run here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+
+import yaml
+
+from .shell import Command, image_name
+
+TOOL_FIELDS = {"id", "docs", "control", "executables", "subcommands", "images", "orbs", "tasks", "names"}
+_WORD = re.compile(r"[a-z0-9]+")  # one letter or digit class repeated: linear
+
+
+@dataclass(frozen=True)
+class Hit:
+    tool: str
+    control: str
+    matched: str
+
+
+@dataclass
+class Tool:
+    id: str
+    docs: str
+    control: str | None
+    executables: tuple[str, ...] = ()
+    subcommands: dict[str, str | None] = field(default_factory=dict)
+    images: tuple[str, ...] = ()
+    orbs: dict[str, dict[str, str | None] | None] = field(default_factory=dict)  # orb -> command -> control
+    tasks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # build tool -> task names
+    names: tuple[str, ...] = ()  # words a step, job or orb name uses for the tool, besides its programs'
+
+    def words(self) -> set[str]:
+        """Single words that name this tool (`gitleaks`, `twistlock`): its id, programs and `names`."""
+        return {w for w in (self.id, *self.executables, *self.names) if _WORD.fullmatch(w.lower())}
+
+    def control_for(self, args: tuple[str, ...], not_scanning: frozenset[str]) -> str | None:
+        """What calling this tool with ``args`` scans (None: it does not scan, e.g. `--help` or `install`)."""
+        positional = [a for a in args if not a.startswith("-") or a in self.subcommands]
+        for words in (positional[:2], positional[:1]):
+            key = " ".join(words).lower()
+            if key and key in self.subcommands:
+                return self.subcommands[key]
+        if (positional[:1] and positional[0].lower() in not_scanning) or any(a in not_scanning for a in args if a.startswith("-")):
+            return None
+        return self.control
+
+
+@dataclass
+class KnowledgeBase:
+    version: str
+    tools: list[Tool]
+    not_scanning: frozenset[str]
+    not_scanning_orb_commands: frozenset[str]
+    build_tools: dict[str, tuple[str, ...]]
+    scan_words: frozenset[str]
+    not_scan_words: frozenset[str]
+    _by_executable: dict[str, list[Tool]] = field(default_factory=dict)
+    _by_image: dict[str, list[Tool]] = field(default_factory=dict)
+    _by_orb: dict[str, list[Tool]] = field(default_factory=dict)
+    _tasks_by_executable: dict[str, dict[str, list[Tool]]] = field(default_factory=dict)
+    _by_word: dict[str, list[Tool]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for tool in self.tools:
+            if tool.control:  # a name alone cannot say which of a multi-scan tool's scans ran
+                for word in tool.words():
+                    self._by_word.setdefault(word.lower(), []).append(tool)
+            for exe in tool.executables:
+                self._by_executable.setdefault(exe.lower(), []).append(tool)
+            for image in tool.images:
+                self._by_image.setdefault(image.lower(), []).append(tool)
+            for orb in tool.orbs:
+                self._by_orb.setdefault(orb.lower(), []).append(tool)
+            for build_tool, tasks in tool.tasks.items():
+                for exe in self.build_tools.get(build_tool, (build_tool,)):
+                    by_task = self._tasks_by_executable.setdefault(exe, {})
+                    for task in tasks:
+                        by_task.setdefault(task.lower(), []).append(tool)
+
+    def command_hits(self, command: Command) -> list[Hit]:
+        """Scanners that ``command`` runs, by program name, by build-tool task, or by `docker run` image."""
+        hits = []
+        exe, args = command.argv[0].lower(), command.argv[1:]
+        for tool in self._by_executable.get(exe, ()):
+            hits.append((tool, tool.control_for(args, self.not_scanning)))
+        by_task = self._tasks_by_executable.get(exe)
+        if by_task and not any(a in self.not_scanning for a in args if a.startswith("-")):
+            for arg in args:
+                lowered = arg.lower()
+                # `:app:dependencyCheckAnalyze` and `group:plugin:version:goal` by their last segment, npm
+                # scripts such as `audit:check` by their first
+                for tool in (by_task.get(lowered) or by_task.get(lowered.rsplit(":", 1)[-1])
+                             or by_task.get(lowered.split(":", 1)[0], ())):
+                    hits.append((tool, tool.control))
+        if command.image:
+            for tool in self._by_image.get(command.image, ()):
+                own = exe in tool.executables  # `docker run aquasec/trivy trivy image x` or `... aquasec/trivy image x`
+                hits.append((tool, tool.control_for(args if own else command.argv, self.not_scanning)))
+        return [Hit(tool.id, control, command.line) for tool, control in hits if control]
+
+    def image_hits(self, image: str) -> list[Hit]:
+        """Scanners whose image a job runs in (its executor): the tool's plain control."""
+        return [Hit(tool.id, tool.control, f"executor image {image}") for tool in self._by_image.get(image_name(image), ())
+                if tool.control]
+
+    def names_set_up(self, name: str) -> bool:
+        """A step or job name that says it sets a tool up (`Install Snyk CLI`) rather than runs it."""
+        return bool(self.not_scan_words.intersection(_WORD.findall(name.lower())))
+
+    def name_hits(self, name: str, scan_word_needed: bool = True) -> list[Hit]:
+        """Scanners a step or job name says it runs: a tool's word with a scan word (`Twistlock Scan`, `Run
+        Semgrep`) and no set-up word (`Install Twistlock`)."""
+        words = _WORD.findall(name.lower())
+        if self.names_set_up(name) or (scan_word_needed and not self.scan_words.intersection(words)):
+            return []
+        return [Hit(tool.id, tool.control, name) for word in words for tool in self._by_word.get(word, ())]
+
+    def orb_hits(self, orb: str, orb_ref: str) -> list[Hit]:
+        """Scanners behind an orb job or command (`alias/command` of orb ``orb``): by the registry's orb name,
+        else by a tool's word in the command's or the orb's name (`secops/semgrep`, `dscar-brakeman/analyze`)."""
+        command = orb_ref.split("/", 1)[-1].lower()
+        if command in self.not_scanning_orb_commands:
+            return []
+        hits = []
+        for tool in self._by_orb.get(orb.lower(), ()):
+            commands = tool.orbs[orb.lower()]
+            if commands is None:
+                control = None if command in self.not_scanning_orb_commands else tool.control
+            else:
+                control = commands.get(command)
+            if control:
+                hits.append(Hit(tool.id, control, orb_ref))
+        if not hits and orb.lower() not in self._by_orb:
+            hits = self.name_hits(f"{command} {orb.rsplit('/', 1)[-1]}", scan_word_needed=False)
+            hits = [Hit(h.tool, h.control, orb_ref) for h in hits]
+        return hits
+
+
+def _tool(raw: dict) -> Tool:
+    unknown = set(raw) - TOOL_FIELDS
+    if unknown:
+        raise ValueError(f"knowledge base tool {raw.get('id')!r}: unknown field(s) {sorted(unknown)}")
+    orbs = {}
+    for entry in raw.get("orbs") or ():
+        commands = entry.get("commands")
+        orbs[entry["orb"].lower()] = {str(k).lower(): v for k, v in commands.items()} if commands is not None else None
+    return Tool(
+        id=raw["id"], docs=raw["docs"], control=raw.get("control"),
+        executables=tuple(raw.get("executables") or ()),
+        subcommands={str(k).lower(): v for k, v in (raw.get("subcommands") or {}).items()},
+        images=tuple(i.lower() for i in raw.get("images") or ()), orbs=orbs,
+        tasks={k: tuple(v) for k, v in (raw.get("tasks") or {}).items()},
+        names=tuple(raw.get("names") or ()),
+    )
+
+
+def load_knowledge_base(controls: tuple[str, ...]) -> KnowledgeBase:
+    """The packaged knowledge base; every control it names must be one of ``controls``."""
+    text = resources.files("source_circleci_ccm.controls").joinpath("knowledge.yaml").read_text("utf-8")
+    data = yaml.safe_load(text)
+    tools = [_tool(raw) for raw in data["tools"]]
+    for tool in tools:
+        for control in [tool.control, *tool.subcommands.values(),
+                        *(c for commands in tool.orbs.values() if commands for c in commands.values())]:
+            if control is not None and control not in controls:
+                raise ValueError(f"knowledge base tool {tool.id!r}: unknown control {control!r}")
+    return KnowledgeBase(
+        version=str(data["version"]), tools=tools,
+        not_scanning=frozenset(data["not_scanning"]),  # as written: `-V` is a version flag, `-v` often verbose
+        not_scanning_orb_commands=frozenset(data["not_scanning_orb_commands"]),
+        build_tools={k: tuple(v) for k, v in data["build_tools"].items()},
+        scan_words=frozenset(data["scan_words"]), not_scan_words=frozenset(data["not_scan_words"]),
+    )

@@ -1,0 +1,167 @@
+"""Read a `run` step the way a shell does: the simple commands it runs, wrappers taken off.
+
+A multi-line `run` is several commands; `&&`, `||`, `;`, `|` and `&` separate commands too; comments and
+line continuations disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c '...'`, `npx`, `yarn dlx`,
+`pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `go run pkg@v`, `java -jar` and `docker run IMAGE`
+are unwrapped so the command they run is what rules see.  Tokenising is one pass of a regex whose
+alternatives start with different characters and never backtrack, so it is linear in the text.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# One token per match.  Each alternative starts with characters no other alternative starts with, and a
+# word's parts (plain run, quoted string, escape) do too, so a match is found without backtracking;
+# an unclosed quote runs to the end of the text instead of failing.
+_TOKEN = re.compile(
+    r"""[ \t\r]*(?:(&&|\|\||[;&|\n])"""
+    r"""|\#[^\n]*"""
+    r"""|((?:[^\s'"\\;&|]+|'[^']*'?|"(?:[^"\\]|\\[\s\S]?)*"?|\\[\s\S]?)+))""",
+)
+_UNQUOTE = re.compile(r"""'([^']*)'?|"((?:[^"\\]|\\[\s\S]?)*)"?|\\([\s\S]?)""")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+MAX_NESTING = 3  # sh -c "bash -c '...'" nests; deeper is not worth reading
+MAX_WORD = 1024  # no program name or argument a rule needs is longer; a longer word is cut, not unquoted whole
+MAX_WORDS = 256  # words kept of one command
+
+# Prefixes that run the rest of the line as the command (options of their own are skipped).
+_PREFIXES = {"sudo", "env", "time", "nice", "nohup", "exec", "command", "xargs", "timeout", "stdbuf", "unbuffer"}
+_PREFIX_OPTIONS_WITH_VALUE = {"-u", "-g", "-n", "-I", "-L", "-P", "-s", "-k", "--user", "--group"}
+# `runner SUBCOMMAND tool args`: package runners and environment managers.
+_RUNNERS = {
+    ("npm", "exec"), ("yarn", "dlx"), ("yarn", "exec"), ("pnpm", "exec"), ("pnpm", "dlx"), ("bundle", "exec"),
+    ("poetry", "run"), ("pipenv", "run"), ("uv", "run"), ("pipx", "run"), ("hatch", "run"), ("pdm", "run"),
+    ("rye", "run"), ("conda", "run"), ("dotnet", "tool"),
+}
+_DIRECT_RUNNERS = {"npx", "bunx", "pnpx", "uvx"}
+_SCRIPT_RUNNERS = {"npm", "yarn", "pnpm", "bun"}
+_SHELLS = {"sh", "bash", "zsh", "dash", "ash", "ksh"}
+_PYTHONS = re.compile(r"python(\d(\.\d+)?)?$")
+_DOCKER_OPTIONS_WITH_VALUE = {
+    "-v", "-e", "-w", "-u", "-p", "-l", "-h", "-m", "--volume", "--env", "--env-file", "--workdir", "--user",
+    "--name", "--network", "--net", "--platform", "--entrypoint", "--mount", "--publish", "--label", "--hostname",
+    "--memory", "--cpus", "--volumes-from", "--add-host", "--pull", "--ulimit", "--security-opt", "--cap-add",
+    "--cap-drop", "--device", "--log-driver", "--restart", "--shm-size", "--tmpfs", "--group-add", "--cidfile",
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    """One simple command: `argv[0]` is the program's base name (`./node_modules/.bin/jest` -> `jest`)."""
+
+    argv: tuple[str, ...]
+    image: str | None = None  # `docker run IMAGE ...`: the image, with `argv` the arguments given to it
+
+    @property
+    def line(self) -> str:
+        return " ".join(self.argv)
+
+
+def _unquote(token: str) -> str:
+    return _UNQUOTE.sub(lambda m: next(g for g in m.groups() if g is not None), token)
+
+
+def _split(text: str, limit: int | None) -> list[list[str]]:
+    """Words of each simple command, in order (subshell parentheses and braces dropped; the first ``limit``
+    commands and ``MAX_WORDS`` words of each: a scanner's call is told by its first words)."""
+    commands: list[list[str]] = [[]]
+    for m in _TOKEN.finditer(text.replace("\\\r\n", " ").replace("\\\n", " ")):
+        operator, word = m.groups()
+        if word and len(commands[-1]) < MAX_WORDS:
+            word = word[:MAX_WORD]
+            if "'" in word or '"' in word or "\\" in word:
+                word = _unquote(word)
+            if not commands[-1]:
+                word = word.lstrip("({")
+            if word.endswith(")") and "(" not in word:  # the end of a subshell: `(cd app && pytest)`
+                word = word.rstrip(")")
+            if word and word != "}":
+                commands[-1].append(word)
+        elif operator and commands[-1]:
+            if limit is not None and len(commands) >= limit:
+                return commands
+            commands.append([])
+    return [c for c in commands if c]
+
+
+def _skip_options(words: list[str], start: int, with_value: set[str]) -> int:
+    i = start
+    while i < len(words) and words[i].startswith("-"):
+        i += 2 if words[i] in with_value else 1
+    return i
+
+
+def _docker_run(words: list[str]) -> Command | None:
+    i = 2 if words[1] == "run" else 3  # docker run / docker container run
+    i = _skip_options(words, i, _DOCKER_OPTIONS_WITH_VALUE)
+    if i >= len(words):
+        return None
+    image, args = words[i], words[i + 1:]
+    return Command(argv=tuple(args) if args else (image_name(image).rsplit("/", 1)[-1],), image=image_name(image))
+
+
+def image_name(reference: str) -> str:
+    """`docker.io/aquasec/trivy:0.50@sha256:..` -> `aquasec/trivy` (registry host, tag and digest dropped)."""
+    name = reference.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        parts = parts[1:]
+    return "/".join(parts).lower()
+
+
+def _unwrap(words: list[str], depth: int) -> list[Command]:
+    """The command(s) that ``words`` really runs."""
+    while words:
+        head = words[0].rsplit("/", 1)[-1]
+        if _ASSIGNMENT.match(words[0]):
+            words = words[1:]
+        elif head in _PREFIXES:
+            i = _skip_options(words, 1, _PREFIX_OPTIONS_WITH_VALUE)
+            if head == "env":
+                while i < len(words) and _ASSIGNMENT.match(words[i]):
+                    i += 1
+            if head == "timeout" and i < len(words):
+                i += 1  # the duration
+            words = words[i:]
+        elif head in _SHELLS and len(words) > 2 and words[1].startswith("-") and "c" in words[1]:
+            return commands(words[2], depth + 1) if depth < MAX_NESTING else []
+        elif head in _DIRECT_RUNNERS:
+            i = _skip_options(words, 1, {"-p", "--package"})
+            words = words[i:]
+        elif len(words) > 1 and (head, words[1]) in _RUNNERS:
+            words = words[2 + (head == "dotnet" and len(words) > 2 and words[2] == "run"):]
+            words = words[_skip_options(words, 0, set()):]
+        elif _PYTHONS.match(head) and len(words) > 2 and words[1] == "-m":
+            words = words[2:]
+        elif head == "go" and len(words) > 2 and words[1] == "run":
+            i = _skip_options(words, 2, set())
+            if i >= len(words):
+                return []
+            words = [words[i].split("@", 1)[0].rstrip("/").rsplit("/", 1)[-1]] + words[i + 1:]
+        elif head == "java" and "-jar" in words[1:]:
+            i = words.index("-jar")
+            words = words[i + 1:]
+        elif head in _SCRIPT_RUNNERS and len(words) > 2 and words[1] == "run" and not words[2].startswith("-"):
+            # `npm run X` runs the package script or binary X: keep the call (rules know `npm run test`) and
+            # read X as a command too (`yarn run snyk test` runs snyk).
+            inner = _unwrap(words[2:], depth + 1) if depth < MAX_NESTING else []
+            return [Command(argv=(head,) + tuple(words[1:]))] + inner
+        elif head in ("docker", "podman") and len(words) > 2 and (
+                words[1] == "run" or (words[1] == "container" and words[2] == "run")):
+            found = _docker_run(words)
+            return [found] if found else []
+        else:
+            return [Command(argv=(head,) + tuple(words[1:]))]
+    return []
+
+
+def commands(text: str, depth: int = 0, limit: int | None = None) -> list[Command]:
+    """The simple commands a `run` step executes, in order (the first ``limit`` of them)."""
+    out: list[Command] = []
+    for words in _split(text, limit):
+        out.extend(_unwrap(words, depth))
+    return out

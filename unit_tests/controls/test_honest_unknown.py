@@ -1,0 +1,58 @@
+"""`fail` means the configuration shows no such step; a step named as one that runs an opaque command is `unknown`."""
+import textwrap
+
+import pytest
+
+from source_circleci_ccm.controls import evaluate_config
+from source_circleci_ccm.controls.catalogue import SCAN_CONTROLS
+
+
+def _config(step_name: str, command: str) -> str:
+    return textwrap.dedent(f"""
+        version: 2.1
+        jobs:
+          build:
+            docker: [{{image: cimg/base:current}}]
+            steps:
+              - checkout
+              - run: {{name: "{step_name}", command: "{command}"}}
+        workflows:
+          main: {{jobs: [build]}}
+    """)
+
+
+@pytest.mark.parametrize("step_name, command, unknown", [
+    ("Security", "make security", set(SCAN_CONTROLS)),
+    ("Snyk", "./scripts/snyk.sh", {"dependency_scanning", "sast", "image_scanning"}),
+    ("Vulnerability scan", "rake security", {"dependency_scanning", "image_scanning"}),
+    ("Check image scan results", "./scripts/scan.sh", {"image_scanning"}),
+    ("Secrets scan", "bin/check", {"secret_scanning"}),
+])
+def test_a_step_named_as_a_scan_running_an_opaque_command_is_unknown_with_the_step_and_command(
+        catalogue, step_name, command, unknown):
+    results = evaluate_config(_config(step_name, command), catalogue)
+    assert {c for c in SCAN_CONTROLS if results[c].status == "unknown"} == unknown
+    for control in unknown:
+        assert step_name in results[control].reason and command in results[control].reason
+        assert results[control].evidence[0]["step"] == step_name
+    for control in set(SCAN_CONTROLS) - unknown:
+        assert results[control].status == "fail"
+
+
+def test_a_step_named_as_a_scan_that_runs_a_known_scanner_passes(catalogue):
+    assert evaluate_config(_config("Security", "gitleaks detect"), catalogue)["secret_scanning"].status == "pass"
+
+
+def test_a_step_named_for_a_scanner_and_a_scan_passes_by_its_name(catalogue):
+    result = evaluate_config(_config("Twistlock scan", "twistlock_scan $IMAGE"), catalogue)["image_scanning"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "kb.twistcli"
+
+
+def test_installing_a_scanner_is_neither_a_scan_nor_a_reason_for_unknown(catalogue):
+    results = evaluate_config(_config("Install Snyk CLI", "npm install -g snyk"), catalogue)
+    assert all(results[c].status == "fail" for c in SCAN_CONTROLS)
+
+
+def test_fail_says_no_step_shows_the_control(catalogue):
+    result = evaluate_config(_config("Build", "make build"), catalogue)["sast"]
+    assert result.status == "fail" and "no invoked job" in result.reason

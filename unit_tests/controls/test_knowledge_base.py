@@ -1,0 +1,75 @@
+"""The security-tool knowledge base: enough tools, each documented, well-formed and reachable by a matcher."""
+import textwrap
+
+import pytest
+
+from source_circleci_ccm.controls import evaluate_config, load_catalogue
+from source_circleci_ccm.controls.catalogue import SCAN_CONTROLS
+
+KNOWLEDGE = load_catalogue().knowledge
+
+
+def _config(steps: str, job_key: str = "scan", image: str = "cimg/base:current", orbs: str = "") -> str:
+    return textwrap.dedent(f"""
+        version: 2.1
+        {orbs}
+        jobs:
+          scan:
+            docker: [{{image: {image}}}]
+            steps: {steps}
+        workflows:
+          main: {{jobs: [{job_key}]}}
+    """)
+
+
+def _ways_to_call(tool):
+    """One configuration per matcher of ``tool``, with the control it should credit."""
+    for exe in tool.executables:
+        scanning = [(sub, control) for sub, control in tool.subcommands.items() if control]
+        if tool.control:
+            yield tool.control, _config(f"[{{run: '{exe} --flag .'}}]")
+        for sub, control in scanning:
+            yield control, _config(f"[{{run: '{exe} {sub} .'}}]")
+    for build_tool, tasks in tool.tasks.items():
+        program = KNOWLEDGE.build_tools.get(build_tool, (build_tool,))[0]
+        for task in tasks:
+            yield tool.control, _config(f"[{{run: '{program} {task}'}}]")
+    for image in tool.images:
+        if tool.control:
+            yield tool.control, _config(f"[{{run: 'docker run --rm -v $PWD:/src {image}:latest /src'}}]")
+            yield tool.control, _config("[checkout, {run: ./entrypoint.sh}]", image=f"{image}:latest")
+    for orb, commands in tool.orbs.items():
+        orbs = f"orbs: {{tool: {orb}@1.0.0}}"
+        for command, control in (commands or {"scan": tool.control}).items():
+            if control:
+                yield control, _config("[checkout]", job_key=f"tool/{command}", orbs=orbs)
+
+
+def test_knowledge_base_has_at_least_120_tools_with_a_docs_url_each():
+    assert len(KNOWLEDGE.tools) >= 120
+    assert len({t.id for t in KNOWLEDGE.tools}) == len(KNOWLEDGE.tools)
+    for tool in KNOWLEDGE.tools:
+        assert tool.docs.startswith("https://"), tool.id
+
+
+@pytest.mark.parametrize("tool", KNOWLEDGE.tools, ids=lambda t: t.id)
+def test_each_tool_is_well_formed_and_reachable_by_each_of_its_matchers(tool, catalogue):
+    controls = {tool.control, *tool.subcommands.values()} - {None}
+    assert controls and controls <= set(SCAN_CONTROLS), "a tool scans for at least one scan control"
+    assert tool.executables or tool.images or tool.orbs or tool.tasks, "a tool needs a matcher"
+    ways = list(_ways_to_call(tool))
+    assert ways
+    for control, config in ways:
+        result = evaluate_config(config, catalogue)[control]
+        assert result.status == "pass", (control, config)
+        assert any(e["rule_id"] == f"kb.{tool.id}" for e in result.evidence), (result.evidence, config)
+
+
+@pytest.mark.parametrize("run", [
+    "trivy --help", "trivy version", "snyk auth $SNYK_TOKEN", "gitleaks version", "npm install -g snyk",
+    "echo 'run trivy image later'", "# trivy image app", "kube-linter version", "docker run stackrox/kube-linter version",
+    "brew install tfsec", "pip install bandit semgrep",
+])
+def test_installing_or_asking_a_scanner_for_help_is_not_a_scan(run, catalogue):
+    results = evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)
+    assert all(results[c].status != "pass" for c in SCAN_CONTROLS), {c: results[c].evidence for c in SCAN_CONTROLS}

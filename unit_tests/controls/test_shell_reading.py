@@ -1,0 +1,48 @@
+"""A `run` step is read the way a shell reads it before any rule looks at it."""
+import pytest
+
+from source_circleci_ccm.controls.shell import commands, image_name
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("set -e\npytest -q\nnpm audit", [("set", "-e"), ("pytest", "-q"), ("npm", "audit")]),
+    ("make build && trivy image app; echo done | tee log", [("make", "build"), ("trivy", "image", "app"), ("echo", "done"), ("tee", "log")]),
+    ("FOO=1 BAR='a b' sudo -E trivy fs .", [("trivy", "fs", ".")]),
+    ("trivy image \\\n  --exit-code 1 \\\n  app", [("trivy", "image", "--exit-code", "1", "app")]),
+    ("bash -c 'gitleaks detect --source . && echo ok'", [("gitleaks", "detect", "--source", "."), ("echo", "ok")]),
+    ("sh -ec \"semgrep ci\"", [("semgrep", "ci")]),
+    ("npx --yes snyk test", [("snyk", "test")]),
+    ("yarn dlx audit-ci --high", [("audit-ci", "--high")]),
+    ("pnpm exec jest --ci", [("jest", "--ci")]),
+    ("bundle exec brakeman -q", [("brakeman", "-q")]),
+    ("poetry run bandit -r src", [("bandit", "-r", "src")]),
+    ("python3 -m pip_audit", [("pip_audit",)]),
+    ("go run golang.org/x/vuln/cmd/govulncheck@latest ./...", [("govulncheck", "./...")]),
+    ("java -jar /tmp/pipeline-scan.jar -f app.zip", [("pipeline-scan.jar", "-f", "app.zip")]),
+    ("./node_modules/.bin/jest", [("jest",)]),
+    ("yarn run snyk test", [("yarn", "run", "snyk", "test"), ("snyk", "test")]),
+    ("env CI=true timeout 5m xargs -n1 tfsec", [("tfsec",)]),
+    ("trivy fs . # trivy image app", [("trivy", "fs", ".")]),
+    ("# gitleaks detect\necho hi", [("echo", "hi")]),
+    ("(cd app && pytest)", [("cd", "app"), ("pytest",)]),
+])
+def test_run_is_split_into_simple_commands_with_wrappers_taken_off(run, expected):
+    assert [c.argv for c in commands(run)] == expected
+
+
+def test_docker_run_gives_the_image_and_the_arguments_passed_to_it():
+    [command] = commands("docker run --rm -v $(pwd):/src -e X=1 docker.io/aquasec/trivy:0.50 fs /src")
+    assert command.image == "aquasec/trivy" and command.argv == ("fs", "/src")
+
+
+@pytest.mark.parametrize("reference, name", [
+    ("aquasec/trivy", "aquasec/trivy"), ("aquasec/trivy:0.50.1", "aquasec/trivy"),
+    ("ghcr.io/gitleaks/gitleaks:v8@sha256:abc", "gitleaks/gitleaks"), ("localhost:5000/x/y:1", "x/y"),
+    ("hadolint/hadolint:latest-debian", "hadolint/hadolint"),
+])
+def test_image_names_drop_registry_tag_and_digest(reference, name):
+    assert image_name(reference) == name
+
+
+def test_unclosed_quote_reads_to_the_end_instead_of_failing():
+    assert [c.argv for c in commands("echo 'oops\nsnyk test")] == [("echo", "oops\nsnyk test")]

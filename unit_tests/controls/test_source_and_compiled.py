@@ -1,0 +1,137 @@
+"""A config read from disk is resolved as CircleCI compiles it, so the CLI on the source and the stream on the
+compiled form (as the API serves `compiled`) give the same results."""
+import json
+import textwrap
+
+from source_circleci_ccm.controls import evaluate_config
+from source_circleci_ccm.controls.cli import main
+
+SOURCE = textwrap.dedent("""
+    version: 2.1
+    orbs:
+      snyk: snyk/snyk@2.0.0
+    defaults: &defaults
+      docker: [{image: cimg/python:3.12}]
+    commands:
+      scan-deps:
+        parameters:
+          tool: {type: string, default: pip-audit}
+        steps:
+          - run: << parameters.tool >> -r requirements.txt
+      maybe-secrets:
+        parameters:
+          secrets: {type: boolean, default: false}
+        steps:
+          - when:
+              condition: << parameters.secrets >>
+              steps:
+                - run: gitleaks detect --source .
+          - unless:
+              condition: << parameters.secrets >>
+              steps:
+                - run: checkov -d infra
+    jobs:
+      test:
+        <<: *defaults
+        parameters:
+          python: {type: string, default: "3.12"}
+        steps:
+          - checkout
+          - run:
+              name: Unit tests on << parameters.python >>
+              command: |
+                pip install -r requirements.txt
+                python -m pytest -q
+      audit:
+        <<: *defaults
+        steps:
+          - checkout
+          - scan-deps
+          - maybe-secrets:
+              secrets: true
+      deploy:
+        <<: *defaults
+        steps:
+          - run: ./deploy.sh production
+    workflows:
+      main:
+        jobs:
+          - test:
+              matrix: {parameters: {python: ["3.11", "3.12"]}}
+          - audit
+          - snyk/scan:
+              docker-image-name: app:latest
+          - hold: {type: approval, requires: [test, audit, snyk/scan]}
+          - deploy: {requires: [hold], context: production}
+""")
+
+COMPILED = textwrap.dedent("""
+    version: 2
+    jobs:
+      test-3.11:
+        docker: [{image: cimg/python:3.12}]
+        steps:
+          - checkout
+          - run: {name: Unit tests on 3.11, command: "pip install -r requirements.txt\\npython -m pytest -q\\n"}
+      test-3.12:
+        docker: [{image: cimg/python:3.12}]
+        steps:
+          - checkout
+          - run: {name: Unit tests on 3.12, command: "pip install -r requirements.txt\\npython -m pytest -q\\n"}
+      audit:
+        docker: [{image: cimg/python:3.12}]
+        steps:
+          - checkout
+          - run: {command: pip-audit -r requirements.txt}
+          - run: {command: gitleaks detect --source .}
+      snyk/scan:
+        docker: [{image: cimg/node:lts}]
+        steps:
+          - run: {name: Install Snyk CLI, command: npm install -g snyk}
+          - run: {name: Run Snyk, command: "snyk container test app:latest --severity-threshold=low"}
+      deploy:
+        docker: [{image: cimg/python:3.12}]
+        steps:
+          - run: {command: ./deploy.sh production}
+    workflows:
+      version: 2
+      main:
+        jobs:
+          - test-3.11
+          - test-3.12
+          - audit
+          - snyk/scan
+          - hold: {type: approval, requires: [test-3.11, test-3.12, audit, snyk/scan]}
+          - deploy: {requires: [hold], context: [production]}
+""")
+
+
+def test_cli_on_source_and_evaluation_of_compiled_config_agree(tmp_path, capsys, catalogue):
+    path = tmp_path / "config.yml"
+    path.write_text(SOURCE)
+    main([str(path), "--json"])
+    from_source = {c: r["status"] for c, r in json.loads(capsys.readouterr().out)[str(path)].items()}
+    from_compiled = {c: r.status for c, r in evaluate_config(COMPILED, catalogue).items()}
+    assert from_source == from_compiled
+    expected_pass = {"dependency_scanning", "image_scanning", "secret_scanning", "automated_tests",
+                     "approval_gate_before_deploy", "tests_before_deploy", "scans_before_deploy"}
+    assert {c for c, s in from_source.items() if s == "pass"} == expected_pass
+    assert from_source["iac_scanning"] == "fail"  # its `unless` branch is off for this invocation
+
+
+def test_matrix_jobs_expand_and_requires_on_the_matrix_name_reaches_every_expansion(catalogue):
+    results = evaluate_config(SOURCE, catalogue)
+    ev = results["automated_tests"].evidence
+    assert {e["job"] for e in ev} == {"test-3.11", "test-3.12"}
+    assert {e["step"] for e in ev} == {"Unit tests on 3.11", "Unit tests on 3.12"}
+
+
+def test_a_workflow_switched_by_a_pipeline_parameter_still_counts(catalogue):
+    config = SOURCE.replace("  main:\n", "  main:\n    when: << pipeline.parameters.run-main >>\n")
+    config = config.replace("orbs:\n", "parameters:\n  run-main: {type: boolean, default: false}\norbs:\n", 1)
+    assert evaluate_config(config, catalogue)["secret_scanning"].status == "pass"
+
+
+def test_a_workflow_switched_off_by_a_literal_condition_does_not_count(catalogue):
+    config = SOURCE.replace("  main:\n", "  main:\n    when: false\n")
+    assert evaluate_config(config, catalogue)["secret_scanning"].status == "fail"
