@@ -2,8 +2,6 @@
 import importlib.util
 from pathlib import Path
 
-import pytest
-
 from source_circleci_ccm.controls import load_catalogue
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,8 +17,8 @@ def _scorer():
     return module
 
 
-@pytest.mark.skipif(not (DEV / "labels.json").is_file(), reason="shared dev corpus not present")
-def test_dev_corpus_precision_and_recall_at_least_095():
+def test_dev_corpus_precision_and_recall_at_least_095(require_shared):
+    require_shared(DEV / "labels.json", "shared dev corpus (labels.json)")
     scorer = _scorer()
     counts, mistakes = scorer.score(DEV, load_catalogue())
     for label in LABELS:
