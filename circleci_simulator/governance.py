@@ -89,6 +89,9 @@ class Governance:
         n = len(world.orgs)
         deploy_idx = set(range(n)) if s.deploy_orgs is None else set(s.deploy_orgs)
         policy_idx = (set(range(n - 1)) if n > 1 else {0}) if s.policy_orgs is None else set(s.policy_orgs)
+        self._memo = {}  # (kind, id) -> value; cleared when the world changes (see _memoised)
+        self._memo_version = world.version
+        self._finished = {}  # (kind, job id) -> tests/artifacts of a finished job (they never change again)
         self.components_by_id = {}
         self.environments_by_id = {}
         self.definitions_by_id = {}
@@ -248,9 +251,22 @@ class Governance:
             out.append(d)
         return out
 
+    def _memoised(self, key, build):
+        with self.w.lock:
+            if self._memo_version != self.w.version:
+                self._memo = {}
+                self._memo_version = self.w.version
+            if key not in self._memo:
+                self._memo[key] = build()
+            return self._memo[key]
+
     def versions(self, component_id, environment_id=None):
         """Versions of a component: each successful deploy job (production) and main-branch build job
         (staging) of the project's main workflow, newest first; the newest per environment is live."""
+        every = self._memoised(("versions", component_id), lambda: self._versions(component_id))
+        return [v for v in every if not environment_id or v["environment_id"] == environment_id]
+
+    def _versions(self, component_id):
         org, proj, comp = self.components_by_id[component_id]
         envs = {e["name"]: e["id"] for e in org.environments}
         deploys = set(_deploy_jobs(proj))
@@ -274,15 +290,28 @@ class Governance:
         live = set()
         out = []
         for stopped, env_id, p, wf, job in found:
-            if environment_id and env_id != environment_id:
-                continue
             out.append({"name": f"v1.{p.number}.0", "environment_id": env_id, "namespace": "default",
                         "is_live": env_id not in live, "pipeline_id": p.id, "workflow_id": wf.id, "job_id": job.id,
                         "job_number": job.number, "last_deployed_at": fmt_ts(stopped, True)})
             live.add(env_id)
         return out
 
+    def _once_finished(self, kind, job, build):
+        if job.stopped is None:
+            return build(job)
+        key = (kind, job.id)
+        hit = self._finished.get(key)
+        if hit is None:
+            hit = self._finished[key] = build(job)
+        return hit
+
     def job_tests(self, job):
+        return self._once_finished("tests", job, self._job_tests)
+
+    def job_artifacts(self, job):
+        return self._once_finished("artifacts", job, self._job_artifacts)
+
+    def _job_tests(self, job):
         jd = job.jobdef
         if job.status not in ("success", "failed") or job.stopped is None:
             return []
@@ -316,7 +345,7 @@ class Governance:
                           "name": name, "classname": mod.replace("/", ".")})
         return items
 
-    def job_artifacts(self, job):
+    def _job_artifacts(self, job):
         jd = job.jobdef
         if job.status not in ("success", "failed") or job.stopped is None:
             return []
