@@ -81,7 +81,7 @@ class Governance:
     def __init__(self, world):
         self.w = world
         s = world.s
-        unknown = set(s.features_off) - set(FEATURE_ABSENT)
+        unknown = (set(s.features_off) | set(s.feature_absent_status or {})) - set(FEATURE_ABSENT)
         if unknown:
             raise ValueError(f"unknown features_off {sorted(unknown)}; use some of {sorted(FEATURE_ABSENT)}")
         self.seed = s.seed
@@ -230,15 +230,14 @@ class Governance:
     def feature_absent(self, feature, org=None, proj=None):
         """(status, body) when the feature is absent for this org/project, else None."""
         s = self.w.s
-        if feature in s.features_off:
-            return FEATURE_ABSENT[feature]
-        if feature == "deploy" and org is not None and not org.has_deploy:
-            return FEATURE_ABSENT[feature]
-        if feature == "policy" and org is not None and not org.has_policy:
-            return FEATURE_ABSENT[feature]
-        if feature == "pipeline_definitions" and proj is not None and proj.org.kind != "circleci":
-            return FEATURE_ABSENT[feature]
-        return None
+        absent = (feature in s.features_off
+                  or (feature == "deploy" and org is not None and not org.has_deploy)
+                  or (feature == "policy" and org is not None and not org.has_policy)
+                  or (feature == "pipeline_definitions" and proj is not None and proj.org.kind != "circleci"))
+        if not absent:
+            return None
+        status, body = FEATURE_ABSENT[feature]
+        return (s.feature_absent_status or {}).get(feature, status), body
 
     # ------------------------------------------------------------ rendering (dynamic)
     def components(self, org, project_id=None):

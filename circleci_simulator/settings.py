@@ -63,6 +63,7 @@ class SimulatorSettings:
     policy_orgs: Optional[tuple] = None  # indices of orgs whose plan has config policies; None = all but the last
     features_off: tuple = ()  # account-wide absent features: deploy, policy, groups, url_orb_allow_list,
     #                           schedules, webhooks, pipeline_definitions
+    feature_absent_status: Optional[dict] = None  # e.g. {"deploy": 404}: answer an absent feature with this status
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "SimulatorSettings":

@@ -292,6 +292,20 @@ def test_deploy_and_policy_orgs_switches():
         assert r.status_code == 403
     with pytest.raises(ValueError):
         Simulator(SimulatorSettings.preset("tiny", features_off=("nope",)))
+    with pytest.raises(ValueError):
+        Simulator(SimulatorSettings.preset("tiny", feature_absent_status={"nope": 404}))
+
+
+def test_an_absent_feature_can_answer_another_status():
+    settings = SimulatorSettings.preset("tiny", features_off=("deploy",), feature_absent_status={"deploy": 404, "policy": 404})
+    with Simulator(settings) as s:
+        truth = s.truth()
+        c = Client(s)
+        first, last = truth["collaborations"][0], truth["collaborations"][-1]
+        assert c.get("/v2/deploy/environments", **{"org-id": first["id"], "page-size": 5}).status_code == 404
+        r = c.get(f"/v2/owner/{last['id']}/context/config/decision/settings")
+        assert r.status_code == 404 and "error" in r.json()
+        assert c.get(f"/v2/owner/{first['id']}/context/config/decision/settings").status_code == 200
 
 
 def test_governance_data_is_deterministic():
