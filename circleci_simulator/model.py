@@ -164,6 +164,9 @@ class World:
         self.orgs_by_slug = {}
         self.orgs_by_id = {}
         self._generate()
+        from .governance import Governance  # imports this module
+
+        self.gov = Governance(self)
 
     # ------------------------------------------------------------------ helpers
     def uid(self, rng=None):
@@ -701,6 +704,7 @@ class World:
                     users.append(dict(self.users_by_id[uid_]))
 
             seen_projects = []
+            detail_jobs = []
             for org in self.orgs:
                 t["collaborations"].append(org.collab(vcs_key))
                 for p in self.org_pipelines(org):
@@ -725,6 +729,7 @@ class World:
                             ref(job.canceled_by)
                             if job.type == "build" and job.number is not None:
                                 t["job_details"].append(self.job_details(job))
+                                detail_jobs.append(job)
                                 t["job_steps"].append(dict(self.v1_build(job), project_slug=p.project.slug))
                 for c in org.contexts:
                     t["contexts"].append(dict(c["api"], org_slug=org.slug, org_id=org.id))
@@ -743,6 +748,8 @@ class World:
             t["restricted_projects"] = [p.slug for p in self.projects if p.restricted]
             t["aged_out_pipelines"] = [p.id for org in self.orgs for p in self.org_pipelines(org) if p.aged]
             t["settings_unavailable_projects"] = [p.slug for p in self.projects if p.settings_unavailable]
+            readable = [p for p in seen_projects if not p.restricted]
+            t.update(self.gov.truth(readable, detail_jobs, vcs_key))
             return t
 
     def config_api(self, p):

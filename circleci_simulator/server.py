@@ -29,10 +29,11 @@ def _j(obj) -> bytes:
 
 
 class ApiError(Exception):
-    def __init__(self, status, message):
+    def __init__(self, status, message, body=None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.body = body if body is not None else {"message": message}
 
 
 class _Server(ThreadingHTTPServer):
@@ -216,8 +217,9 @@ class Simulator:
                 self._cache[key] = hit
             return hit
 
-    def _page(self, key, build_items, token):
-        """build_items -> list of (id, dict). Returns page bytes."""
+    def _page(self, key, build_items, token, page_size=None, extra=None):
+        """build_items -> list of (id, dict). Returns page bytes. ``page_size``: the client's (page-size, limit);
+        ``extra(listing)``: more top-level fields of every page (e.g. total_count)."""
         listing = self._cached(("list", key), lambda: _Listing(build_items()))
         offset = 0
         if token:
@@ -226,15 +228,19 @@ class Simulator:
             if pos is not None:
                 offset = pos + 1
 
+        ps = page_size or self.settings.page_size
+
         def render():
-            ps = self.settings.page_size
             chunk = listing.items[offset:offset + ps]
             nxt = None
             if offset + ps < len(listing.items):
                 nxt = self._token(key, offset + ps, listing.items[offset + ps - 1][0])
-            return _j({"items": [d for _, d in chunk], "next_page_token": nxt})
+            body = {"items": [d for _, d in chunk], "next_page_token": nxt}
+            if extra:
+                body.update(extra(listing))
+            return _j(body)
 
-        return self._cached(("page", key, offset), render)
+        return self._cached(("page", key, offset, ps), render)
 
     # routing
     def route(self, method, raw_path, headers):
@@ -319,6 +325,8 @@ class Simulator:
             return _j(u)
         if s and s[0] == "project" and len(s) >= 4:
             return self._project_route(s[1:4], s[4:], q, token)
+        if s and s[0] in ("deploy", "projects", "owner", "organizations", "organization", "webhook"):
+            return self._governance_route(s, q, token)
         raise ApiError(404, "Not found")
 
     def _org(self, slug, strict=True):
@@ -369,7 +377,160 @@ class Simulator:
         if len(rest) == 2 and rest[0] == "job":
             job = self._job(proj, rest[1])
             return self._cached(("jobdetail", job.id), lambda: _j(w.job_details(job)))
+        if len(rest) == 2 and rest[1] in ("tests", "artifacts"):
+            job = self._job(proj, rest[0])
+            if rest[1] == "tests":
+                return self._page(f"tests/{job.id}", lambda: [(str(i), d) for i, d in enumerate(w.gov.job_tests(job))], token)
+            return self._page(f"artifacts/{job.id}",
+                              lambda: [(f"{d['node_index']}/{d['path']}", d) for d in w.gov.job_artifacts(job)], token)
+        if rest == ["schedule"]:
+            self._absent("schedules", proj=proj)
+            return self._page(f"schedule/{proj.id}", lambda: [(d["id"], d) for d in proj.schedules], token)
         raise ApiError(404, "Not found")
+
+    # ------------------------------------------------------------ deployment and governance (issue 12)
+    def _absent(self, feature, org=None, proj=None):
+        hit = self.world.gov.feature_absent(feature, org=org, proj=proj)
+        if hit:
+            status, body = hit
+            raise ApiError(status, body.get("message") or body.get("error"), body)
+
+    @staticmethod
+    def _page_size(q, name, required):
+        raw = q.get(name)
+        if raw in (None, ""):
+            if required:
+                raise ApiError(400, f"{name} is required")
+            return None
+        try:
+            n = int(raw)
+        except ValueError:
+            raise ApiError(400, f"{name} must be an integer")
+        if n < 1 or n > 100:
+            raise ApiError(400, f"{name} must be between 1 and 100")
+        return n
+
+    def _org_by_id(self, oid):
+        org = self.world.orgs_by_id.get(oid or "")
+        if org is None:
+            raise ApiError(404, "Organization not found")
+        return org
+
+    def _project_by_id(self, pid):
+        proj = next((p for p in self.world.projects if p.id == pid), None)
+        if proj is None:
+            raise ApiError(404, "Project not found")
+        if proj.restricted:
+            raise ApiError(403, "Permission denied")
+        return proj
+
+    def _governance_route(self, s, q, token):
+        w, gov = self.world, self.world.gov
+        if s[0] == "deploy":
+            return self._deploy_route(s[1:], q, token)
+        if s[0] == "projects" and len(s) >= 3 and s[2] == "pipeline-definitions":
+            proj = self._project_by_id(s[1])
+            self._absent("pipeline_definitions", proj=proj)
+            if len(s) == 3:
+                return self._cached(("pdefs", proj.id), lambda: _j({"items": [d for d, _ in proj.definitions]}))
+            hit = gov.definitions_by_id.get(s[3])
+            if hit is None or hit[0] is not proj or len(s) != 5 or s[4] != "triggers":
+                raise ApiError(404, "Pipeline definition not found")
+            return self._cached(("ptrig", s[3]), lambda: _j({"items": hit[2]}))
+        if s[0] == "owner" and len(s) >= 4 and s[2] == "context":
+            org = w.orgs_by_id.get(s[1])
+            if org is None or s[3] != "config":
+                raise ApiError(404, "owner or context not found", {"error": "owner or context not found"})
+            self._absent("policy", org=org)
+            rest = s[4:]
+            if rest == ["decision", "settings"]:
+                return _j({"enabled": org.policy_enabled})
+            if rest == ["policy-bundle"]:
+                return self._cached(("bundle", org.id), lambda: _j({p["name"]: [p] for p in org.policies}))
+            if rest == ["decision"]:
+                return self._decisions(org, q)
+            raise ApiError(404, "Not found", {"error": "not found"})
+        if s[0] == "organizations" and len(s) == 3 and s[2] == "groups":
+            org = self._org_by_id(s[1])
+            self._absent("groups", org=org)
+            size = self._page_size(q, "limit", required=False)
+            return self._page(f"groups/{org.id}", lambda: [(g["id"], g) for g in org.groups], token, size,
+                              extra=lambda listing: {"total_count": len(listing.items)})
+        if s[0] == "organization" and len(s) in (3, 4) and s[-1] == "url-orb-allow-list":
+            ref = "/".join(s[1:-1])
+            org = w.orgs_by_id.get(ref) if len(s) == 3 else None
+            if org is None:
+                org = self._org(ref)
+            self._absent("url_orb_allow_list", org=org)
+            return self._cached(("urlorbs", org.id), lambda: _j({"items": org.url_orbs}))
+        if s == ["webhook"]:
+            if q.get("scope-type") != "project":
+                raise ApiError(400, "scope-type must be project")
+            proj = self._project_by_id(q.get("scope-id"))
+            self._absent("webhooks", proj=proj)
+            return self._page(f"webhooks/{proj.id}", lambda: [(h["id"], h) for h in proj.webhooks], token)
+        raise ApiError(404, "Not found")
+
+    def _deploy_route(self, s, q, token):
+        w, gov = self.world, self.world.gov
+        if s in (["environments"], ["components"]):
+            if not q.get("org-id"):
+                raise ApiError(400, "org-id is required")
+            org = self._org_by_id(q["org-id"])
+            self._absent("deploy", org=org)
+            size = self._page_size(q, "page-size", required=True)
+            if s == ["environments"]:
+                return self._page(f"envs/{org.id}", lambda: [(e["id"], e) for e in org.environments], token, size)
+            pid = q.get("project-id") or None
+            return self._page(f"comps/{org.id}/{pid}", lambda: [(c["id"], c) for c in gov.components(org, pid)],
+                              token, size)
+        if len(s) == 3 and s[0] == "components" and s[2] == "versions":
+            hit = gov.components_by_id.get(s[1])
+            if hit is None:
+                raise ApiError(404, "Component not found")
+            self._absent("deploy", org=hit[0])
+            env = q.get("environment-id") or None
+            return self._page(f"versions/{s[1]}/{env}",
+                              lambda: [(f"{v['environment_id']}/{v['name']}", v) for v in gov.versions(s[1], env)], token)
+        raise ApiError(404, "Not found")
+
+    def _decisions(self, org, q):
+        """Decision logs: a bare array, newest first, ``offset`` paging (a page is full at page_size items),
+        filtered by after/before (created_at strictly after/before), status, branch, project_id, build_number."""
+        try:
+            offset = int(q.get("offset") or 0)
+        except ValueError:
+            raise ApiError(400, "offset must be an integer", {"error": "offset must be an integer"})
+        bounds = {}
+        for name in ("after", "before"):
+            if q.get(name):
+                try:
+                    bounds[name] = _parse_ts(q[name])
+                except ValueError:
+                    raise ApiError(400, f"{name} must be a date-time", {"error": f"{name} must be a date-time"})
+
+        def build():
+            out = []
+            for d in self.world.gov.decisions(org):
+                t = _parse_ts(d["created_at"])
+                if "after" in bounds and not t > bounds["after"]:
+                    continue
+                if "before" in bounds and not t < bounds["before"]:
+                    continue
+                if q.get("status") and d["decision"]["status"].lower() != q["status"].lower():
+                    continue
+                if q.get("branch") and d["metadata"]["vcs"]["branch"] != q["branch"]:
+                    continue
+                if q.get("project_id") and d["metadata"]["project_id"] != q["project_id"]:
+                    continue
+                if q.get("build_number") and str(d["metadata"]["build_number"]) != q["build_number"]:
+                    continue
+                out.append(d)
+            return out
+
+        key = ("decisions", org.id) + tuple(sorted((k, v) for k, v in q.items() if k != "offset"))
+        items = self._cached(key, build)
+        return _j(items[max(0, offset):max(0, offset) + self.settings.page_size])
 
     def _job(self, proj, num):
         try:
@@ -389,6 +550,15 @@ class Simulator:
         if job.status == "running":
             return _j(self.world.v1_build(job))
         return self._cached(("v1", job.id), lambda: _j(self.world.v1_build(job)))
+
+
+def _parse_ts(value):
+    import datetime as dt
+
+    d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.timezone.utc)
+    return d
 
 
 class _Listing:
@@ -496,7 +666,7 @@ class _Handler(BaseHTTPRequestHandler):
                 payload = sim.route(method, self.path, self.headers)
                 status = 200
             except ApiError as e:
-                status, payload = e.status, _j({"message": e.message})
+                status, payload = e.status, _j(e.body)
             if fault and fault[0] == "truncated" and status == 200:
                 payload = payload[: max(1, len(payload) // 2)]
             entry["status"] = status

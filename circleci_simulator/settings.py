@@ -58,6 +58,12 @@ class SimulatorSettings:
     collaborations_vcs_key: str = "vcs_type"  # or "vcs-type"
     faults: Faults = field(default_factory=Faults)
     anchor: Optional[float] = None  # epoch the generated history is dated back from (None: the start time)
+    # Deployment and governance features (issue 12); see governance.FEATURE_ABSENT for how absence answers.
+    deploy_orgs: Optional[tuple] = None  # indices of orgs with deploys; None = every org; others answer 403
+    policy_orgs: Optional[tuple] = None  # indices of orgs whose plan has config policies; None = all but the last
+    features_off: tuple = ()  # account-wide absent features: deploy, policy, groups, url_orb_allow_list,
+    #                           schedules, webhooks, pipeline_definitions
+    feature_absent_status: Optional[dict] = None  # e.g. {"deploy": 404}: answer an absent feature with this status
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "SimulatorSettings":

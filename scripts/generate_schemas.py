@@ -16,6 +16,9 @@ Conversion rules (OpenAPI 3.0 -> Airbyte JSON Schema, draft-07):
 - Every object gets ``additionalProperties: true`` (also where the spec says ``false``). A map whose values
   the spec describes (``additionalProperties: {schema}``) keeps that description in its own description.
 
+Spec properties that are secrets are dropped from their stream's schema (``StreamSource.dropped``): the
+webhook ``signing-secret`` and the artifact's signed ``url`` are never emitted, and the schema says why.
+
 Two streams (``job_steps`` and ``security_controls``) have no v2 spec; their schemas are the hand-written
 constants ``JOB_STEPS_SCHEMA`` and ``SECURITY_CONTROLS_SCHEMA`` below.
 
@@ -59,6 +62,25 @@ PROJECT_SLUG = _added("string", "slug of the project the record belongs to (e.g.
 PIPELINE_ID = _added("string", "ID of the pipeline the record belongs to.", "uuid")
 WORKFLOW_ID = _added("string", "ID of the workflow the record belongs to.", "uuid")
 JOB_ID = _added("string", "ID of the job (from the workflow's job list) the record belongs to.", "uuid")
+JOB_NUMBER = _added("integer", "number of the job the record belongs to (the {job-number} of the request).")
+ORG_ID_DEPLOY = _added("string", "ID of the organization the record was read for.", "uuid")
+OWNER_ID = _added("string", "ID of the organization (policy owner, the {ownerID} of the request).", "uuid")
+PROJECT_ID = _added("string", "ID of the project the record was read for.", "uuid")
+COMPONENT_ID = _added("string", "ID of the deploy component the version belongs to (the {component_id} of the request).", "uuid")
+PIPELINE_DEFINITION_ID = _added("string", "ID of the pipeline definition the trigger belongs to.", "uuid")
+TEST_INDEX = _added("integer", "position of the test in the job's test metadata, over all pages (0-based).")
+MESSAGE_TRUNCATED = _added(
+    "boolean", "true when `message` was longer than 4,096 UTF-8 bytes and was cut to that (at a character boundary)."
+)
+ORG_KEYS = {"org_id": ORG_ID_DEPLOY, "org_slug": ORG_SLUG}
+OWNER_KEYS = {"owner_id": OWNER_ID, "org_slug": ORG_SLUG}
+JOB_KEYS = {
+    "job_id": JOB_ID,
+    "job_number": JOB_NUMBER,
+    "project_slug": PROJECT_SLUG,
+    "workflow_id": WORKFLOW_ID,
+    "pipeline_id": PIPELINE_ID,
+}
 
 
 @dataclass(frozen=True)
@@ -66,12 +88,15 @@ class StreamSource:
     """Where a stream's record schema comes from in the spec and what the connector changes."""
 
     operation: str  # path of the GET operation in the spec
-    shape: str  # "object": the 200 body; "items": one element of body.items; "array": one element of the body
+    shape: str  # "object": the 200 body; "items": one element of body.items; "array": one element of the body;
+    #             "map": one element of any array value of a body that is a map (name -> [record])
     added: dict[str, dict[str, Any]] = field(default_factory=dict)  # properties added by the connector
     expected: tuple[str, ...] = ()  # parent keys the spec already has (asserted, not added)
     renamed: dict[str, str] = field(default_factory=dict)  # spec name -> record name
     flatten: str | None = None  # the record is this object property of the body, lifted to top level
     why_renamed: str = ""
+    dropped: tuple[str, ...] = ()  # spec properties the connector never emits
+    why_dropped: str = ""
 
 
 SPEC_STREAMS: dict[str, StreamSource] = {
@@ -118,6 +143,58 @@ SPEC_STREAMS: dict[str, StreamSource] = {
         added={"project_slug": PROJECT_SLUG, "job_id": JOB_ID, "workflow_id": WORKFLOW_ID, "pipeline_id": PIPELINE_ID},
     ),
     "users": StreamSource("/user/{id}", "object"),
+    # Deployment and governance evidence (issue 12)
+    "deploy_environments": StreamSource("/deploy/environments", "items", added=dict(ORG_KEYS)),
+    "deploy_components": StreamSource("/deploy/components", "items", added=dict(ORG_KEYS), expected=("project_id",)),
+    "deploy_component_versions": StreamSource(
+        "/deploy/components/{component_id}/versions",
+        "items",
+        added={"component_id": COMPONENT_ID, **ORG_KEYS},
+        expected=("environment_id", "pipeline_id", "workflow_id", "job_id", "last_deployed_at"),
+    ),
+    "job_tests": StreamSource(
+        "/project/{project-slug}/{job-number}/tests",
+        "items",
+        added={**JOB_KEYS, "test_index": TEST_INDEX, "message_truncated": MESSAGE_TRUNCATED},
+    ),
+    "job_artifacts": StreamSource(
+        "/project/{project-slug}/{job-number}/artifacts",
+        "items",
+        added=dict(JOB_KEYS),
+        expected=("path", "node_index"),
+        dropped=("url",),
+        why_dropped="`url` is a signed download link that grants access to the artifact: never emitted.",
+    ),
+    "project_schedules": StreamSource("/project/{project-slug}/schedule", "items", added={"project_slug": PROJECT_SLUG}),
+    "pipeline_definitions": StreamSource(
+        "/projects/{project_id}/pipeline-definitions",
+        "items",
+        added={"project_id": PROJECT_ID, "project_slug": PROJECT_SLUG},
+    ),
+    "pipeline_triggers": StreamSource(
+        "/projects/{project_id}/pipeline-definitions/{pipeline_definition_id}/triggers",
+        "items",
+        added={"pipeline_definition_id": PIPELINE_DEFINITION_ID, "project_id": PROJECT_ID},
+    ),
+    "policy_settings": StreamSource(
+        "/owner/{ownerID}/context/{context}/decision/settings", "object", added=dict(OWNER_KEYS)
+    ),
+    "policy_bundles": StreamSource("/owner/{ownerID}/context/{context}/policy-bundle", "map", added=dict(OWNER_KEYS)),
+    "policy_decisions": StreamSource(
+        "/owner/{ownerID}/context/{context}/decision", "array", added=dict(OWNER_KEYS), expected=("created_at",)
+    ),
+    "org_groups": StreamSource("/organizations/{org_id}/groups", "items", added=dict(ORG_KEYS)),
+    "url_orb_allow_list": StreamSource(
+        "/organization/{org-slug-or-id}/url-orb-allow-list", "items", added=dict(ORG_KEYS)
+    ),
+    "webhooks": StreamSource(
+        "/webhook",
+        "items",
+        added={"project_slug": PROJECT_SLUG},
+        expected=("verify-tls", "url", "events", "scope"),
+        dropped=("signing-secret",),
+        why_dropped="`signing-secret` (the key that signs webhook payloads, masked or not) is never emitted.",
+    ),
 }
 
 # Where real servers or the spec's own prose contradict the spec's types. Each entry only widens a type
@@ -429,6 +506,11 @@ def record_schema_raw(spec: dict[str, Any], source: StreamSource) -> Any:
         if body.get("type") != "array" or "items" not in body:
             raise SpecError(f"GET {source.operation}: body is not a bare array")
         node = body["items"]
+    elif source.shape == "map":
+        values, _ = _deref(spec, body.get("additionalProperties"))
+        if body.get("properties") or not isinstance(values, dict) or "items" not in values:
+            raise SpecError(f"GET {source.operation}: body is not a map of arrays")
+        node = values["items"]
     else:  # pragma: no cover - programming error
         raise ValueError(source.shape)
     if source.flatten:
@@ -462,6 +544,11 @@ def build_stream_schema(spec: dict[str, Any], name: str, source: StreamSource) -
         prop["description"] = _join(prop.get("description"), source.why_renamed)
         properties[new] = prop
 
+    for key in source.dropped:
+        if key not in properties:
+            raise SpecError(f"stream {name}: property {key!r} to drop is not in the spec")
+        del properties[key]
+
     for key in source.expected:
         if key not in properties:
             raise SpecError(f"stream {name}: parent key {key!r} expected in GET {source.operation} but missing")
@@ -485,9 +572,12 @@ def build_stream_schema(spec: dict[str, Any], name: str, source: StreamSource) -
         "object": "the 200 response body.",
         "items": "one element of `items` in the 200 response.",
         "array": "one element of the 200 response (a bare array).",
+        "map": "one element of any array value of the 200 response (an object mapping names to arrays).",
     }[source.shape]
     if source.flatten:
         description += f" The `{source.flatten}` object, flattened to top level."
+    if source.dropped:
+        description = _join(description, source.why_dropped)
     return {
         "$schema": DRAFT_07,
         "type": "object",

@@ -20,9 +20,15 @@ SPEC_PATH = REPO.parent / "shared" / "reference" / "circleci-openapi.json"
 SCHEMAS_DIR = REPO / "source_circleci_ccm" / "schemas"
 GENERATOR = REPO / "scripts" / "generate_schemas.py"
 
-pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason=f"OpenAPI spec not found at {SPEC_PATH}")
 
-# stream -> (GET path, where the record is: "body" | "items" | "array" | "advanced", {spec name: record name})
+
+@pytest.fixture(autouse=True)
+def _spec_present(require_shared):
+    """Skips outside CI, fails on CI (CI=true), when ../shared has no spec: see conftest.require_shared_file."""
+    require_shared(SPEC_PATH, "OpenAPI spec")
+
+
+# stream -> (GET path, where the record is: "body" | "items" | "array" | "advanced" | "map", {spec name: record name})
 SPEC_STREAMS: dict[str, tuple[str, str, dict[str, str]]] = {
     "me": ("/me", "body", {}),
     "collaborations": ("/me/collaborations", "array", {"vcs-type": "vcs_type"}),
@@ -39,7 +45,24 @@ SPEC_STREAMS: dict[str, tuple[str, str, dict[str, str]]] = {
     "context_restrictions": ("/context/{context_id}/restrictions", "items", {}),
     "job_details": ("/project/{project-slug}/job/{job-number}", "body", {}),
     "users": ("/user/{id}", "body", {}),
+    # Deployment and governance evidence (issue 12)
+    "deploy_environments": ("/deploy/environments", "items", {}),
+    "deploy_components": ("/deploy/components", "items", {}),
+    "deploy_component_versions": ("/deploy/components/{component_id}/versions", "items", {}),
+    "job_tests": ("/project/{project-slug}/{job-number}/tests", "items", {}),
+    "job_artifacts": ("/project/{project-slug}/{job-number}/artifacts", "items", {}),
+    "project_schedules": ("/project/{project-slug}/schedule", "items", {}),
+    "pipeline_definitions": ("/projects/{project_id}/pipeline-definitions", "items", {}),
+    "pipeline_triggers": ("/projects/{project_id}/pipeline-definitions/{pipeline_definition_id}/triggers", "items", {}),
+    "policy_settings": ("/owner/{ownerID}/context/{context}/decision/settings", "body", {}),
+    "policy_bundles": ("/owner/{ownerID}/context/{context}/policy-bundle", "map", {}),
+    "policy_decisions": ("/owner/{ownerID}/context/{context}/decision", "array", {}),
+    "org_groups": ("/organizations/{org_id}/groups", "items", {}),
+    "url_orb_allow_list": ("/organization/{org-slug-or-id}/url-orb-allow-list", "items", {}),
+    "webhooks": ("/webhook", "items", {}),
 }
+# Spec properties the connector never emits (secrets): absent from the schema, never just "not required".
+DROPPED: dict[str, set[str]] = {"webhooks": {"signing-secret"}, "job_artifacts": {"url"}}
 HAND_WRITTEN = {"job_steps", "security_controls"}
 ALL_STREAMS = sorted(set(SPEC_STREAMS) | HAND_WRITTEN)
 
@@ -62,6 +85,43 @@ PARENT_KEYS: dict[str, dict[str, str | None]] = {
     "users": {},
     "job_steps": {"job_id": "uuid", "project_slug": None, "workflow_id": "uuid", "pipeline_id": "uuid"},
     "security_controls": {"project_slug": None, "pipeline_id": "uuid", "record_id": None},
+    "deploy_environments": {"org_id": "uuid", "org_slug": None},
+    "deploy_components": {"org_id": "uuid", "org_slug": None, "project_id": "uuid"},
+    "deploy_component_versions": {"component_id": "uuid", "environment_id": "uuid", "org_id": "uuid", "org_slug": None,
+                                  "pipeline_id": "uuid", "workflow_id": "uuid", "job_id": "uuid"},
+    "job_tests": {"job_id": "uuid", "project_slug": None, "workflow_id": "uuid", "pipeline_id": "uuid"},
+    "job_artifacts": {"job_id": "uuid", "project_slug": None, "workflow_id": "uuid", "pipeline_id": "uuid"},
+    "project_schedules": {"project_slug": None},
+    "pipeline_definitions": {"project_id": "uuid", "project_slug": None},
+    "pipeline_triggers": {"pipeline_definition_id": "uuid", "project_id": "uuid"},
+    "policy_settings": {"owner_id": "uuid", "org_slug": None},
+    "policy_bundles": {"owner_id": "uuid", "org_slug": None},
+    "policy_decisions": {"owner_id": "uuid", "org_slug": None},
+    "org_groups": {"org_id": "uuid", "org_slug": None},
+    "url_orb_allow_list": {"org_id": "uuid", "org_slug": None},
+    "webhooks": {"project_slug": None},
+}
+# Added keys that are not strings: stream -> {key: JSON type}
+NON_STRING_KEYS: dict[str, dict[str, str]] = {
+    "job_tests": {"job_number": "integer", "test_index": "integer", "message_truncated": "boolean"},
+    "job_artifacts": {"job_number": "integer", "node_index": "integer"},
+}
+# The primary key of every new stream (issue 12): each key is a property of the schema.
+PRIMARY_KEYS: dict[str, list[str]] = {
+    "deploy_environments": ["id"],
+    "deploy_components": ["id"],
+    "deploy_component_versions": ["component_id", "environment_id", "name"],
+    "job_tests": ["job_id", "test_index"],
+    "job_artifacts": ["job_id", "node_index", "path"],
+    "project_schedules": ["id"],
+    "pipeline_definitions": ["id"],
+    "pipeline_triggers": ["id"],
+    "policy_settings": ["owner_id"],
+    "policy_bundles": ["owner_id", "name"],
+    "policy_decisions": ["id"],
+    "org_groups": ["id"],
+    "url_orb_allow_list": ["id"],
+    "webhooks": ["id"],
 }
 
 
@@ -95,6 +155,8 @@ def deref(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
 def spec_record(spec: dict[str, Any], stream: str) -> dict[str, Any]:
     path, where, _ = SPEC_STREAMS[stream]
     body = deref(spec, spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"])
+    if where == "map":
+        return deref(spec, body["additionalProperties"]["items"])
     if where == "items":
         return deref(spec, body["properties"]["items"]["items"])
     if where == "array":
@@ -181,6 +243,8 @@ def test_every_spec_property_is_in_the_schema_with_its_type_and_format(spec, str
     problems = []
     for path, (types, fmt, _) in leaves.items():
         head, _, rest = path.partition(".")
+        if head in DROPPED.get(stream, ()):
+            continue
         ours = schema_at(schema, ".".join(filter(None, [renames.get(head, head), rest])))
         if ours is None:
             problems.append(f"{path}: missing")
@@ -197,7 +261,7 @@ def test_spec_nullable_properties_allow_null(spec, stream):
     renames = SPEC_STREAMS[stream][2]
     schema = committed(stream)
     for path, (_, _, nullable) in spec_leaves(spec, spec_record(spec, stream)).items():
-        if nullable:
+        if nullable and path.partition(".")[0] not in DROPPED.get(stream, ()):
             head, _, rest = path.partition(".")
             ours = schema_at(schema, ".".join(filter(None, [renames.get(head, head), rest])))
             assert "null" in type_set(ours), f"{stream}.{path} is nullable in the spec"
@@ -248,3 +312,45 @@ def test_security_controls_record_id_is_a_string():
     properties = committed("security_controls")["properties"]
     assert properties["record_id"]["type"] == "string"
     assert properties["evidence"]["items"]["properties"]["executed"]["type"] == ["null", "object"]
+
+
+@pytest.mark.parametrize("stream", sorted(DROPPED))
+def test_secret_fields_are_not_in_the_schema(spec, stream):
+    schema = committed(stream)
+    leaves = spec_leaves(spec, spec_record(spec, stream))
+    for key in DROPPED[stream]:
+        assert key in leaves, f"{stream}: {key} is no longer in the spec; update DROPPED"
+        assert key not in schema["properties"], f"{stream}: {key} must never be emitted"
+        assert key in schema["description"], f"{stream}: the description says why {key} is absent"
+
+
+@pytest.mark.parametrize("stream", sorted(NON_STRING_KEYS))
+def test_non_string_added_keys_have_their_type(stream):
+    properties = committed(stream)["properties"]
+    for key, type_ in NON_STRING_KEYS[stream].items():
+        assert type_set(properties[key]) - {"null"} == {type_}, f"{stream}.{key}"
+
+
+@pytest.mark.parametrize("stream", sorted(PRIMARY_KEYS))
+def test_primary_key_fields_are_in_the_schema(stream):
+    properties = committed(stream)["properties"]
+    assert set(PRIMARY_KEYS[stream]) <= set(properties), stream
+
+
+def test_policy_bundles_are_one_record_per_policy_with_its_rego_source():
+    properties = committed("policy_bundles")["properties"]
+    assert {"name", "content", "created_at", "created_by", "owner_id"} <= set(properties)
+
+
+def test_simulator_truth_records_validate_against_the_new_schemas():
+    """The records the simulator says the connector must emit fit the committed schemas."""
+    from circleci_simulator import Simulator, SimulatorSettings
+
+    truth = Simulator(SimulatorSettings.preset("tiny", policy_orgs=(0, 1))).truth()
+    for stream in PRIMARY_KEYS:
+        validator = Draft7Validator(committed(stream))
+        assert truth[stream], stream
+        for record in truth[stream]:
+            errors = [e.message for e in validator.iter_errors(record)]
+            assert not errors, (stream, errors[:3])
+            assert set(record) <= set(committed(stream)["properties"]), (stream, set(record) - set(committed(stream)["properties"]))
