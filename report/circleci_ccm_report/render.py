@@ -156,7 +156,7 @@ def _matrix(report: Report) -> str:
     rows = []
     for index, project in enumerate(report.projects):
         cells = "".join(_matrix_cell(project.controls.get(c)) for c in controls)
-        rows.append(f"<tr><th scope=\"row\"><a href=\"#{_project_anchor(index)}\">{e(project.name)}</a></th>{cells}</tr>")
+        rows.append(f"<tr data-project=\"{e(project.slug)}\"><th scope=\"row\"><a href=\"#{_project_anchor(index)}\">{e(project.name)}</a></th>{cells}</tr>")
     legend = "<p class=\"legend\">" + " ".join(_status(s) for s in STATUSES) + \
              " — each cell is the project's roll-up (its newest evaluated pipeline on the default branch, or its settings). Select a project for its evidence.</p>"
     search = ("<p class=\"filter\" hidden><label for=\"filter\">Filter projects</label> "
