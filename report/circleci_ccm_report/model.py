@@ -169,9 +169,7 @@ def _attach_approvals(projects: list[Project], rows: list[dict[str, Any]]) -> No
 
 
 def _attach_history(projects: list[Project], rows: list[dict[str, Any]]) -> None:
-    by_key: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
-    for row in rows:
-        by_key[(row["project_slug"], row["control_id"])].append((row["status"], row["number"]))
+    by_key = {(row["project_slug"], row["control_id"]): list(zip(row["statuses"], row["numbers"])) for row in rows}
     for project in projects:
         for control in project.controls.values():
             control.history = by_key.get((project.slug, control.control_id), [])

@@ -15,8 +15,11 @@ from .model import STATUSES, Control, Project, ProjectControl, Report
 from .queries import TABLE_DIGEST_SQL, Result
 
 LABELS = {"pass": "✓ pass", "fail": "✗ fail", "unknown": "? unknown", "not_applicable": "– n/a"}
-HISTORY_MARKS = {"pass": "✓", "fail": "✗", "unknown": "?", "not_applicable": "–"}
-EVIDENCE_ITEMS = 6  # per control in a project's detail; the rest is counted, the warehouse holds them all
+# History marks: a glyph per status, coloured by a one-letter class (thousands of them: every byte counts).
+HISTORY_MARKS = {"pass": ("✓", "p"), "fail": ("✗", "f"), "unknown": ("?", "u"), "not_applicable": ("–", "n")}
+# Evidence items shown per control in a project's detail (the rest is counted; the warehouse holds them all):
+# three keep a 1,000-project report under 10 MB.
+EVIDENCE_ITEMS = 3
 
 
 def e(value: Any) -> str:
@@ -242,15 +245,16 @@ def _evidence_item(item: dict[str, Any]) -> str:
         parts.append(f"matched <q>{e(item['matched'])}</q>")
     ran = item.get("executed")
     if isinstance(ran, dict):
-        parts.append(f"ran: step <b>{e(ran.get('step'))}</b> of job #{e(ran.get('job_number'))} ended "
-                     f"<b>{e(ran.get('status'))}</b>" + (f" ({e(ran['outcome'])})" if ran.get("outcome") else ""))
+        step = "" if ran.get("step") == item.get("step") else f" step <b>{e(ran.get('step'))}</b>"
+        parts.append(f"ran in job #{e(ran.get('job_number'))}{step}: <b>{e(ran.get('status'))}</b>"
+                     + (f" ({e(ran['outcome'])})" if ran.get("outcome") else ""))
     return "; ".join(parts)
 
 
 def _history(history: list[tuple[str, int]]) -> str:
     if not history:
         return "—"
-    marks = "".join(f"<i class=\"h-{e(s)}\">{HISTORY_MARKS.get(s, '·')}</i>" for s, _ in history)
+    marks = "".join("<i class={1}>{0}</i>".format(*HISTORY_MARKS.get(s, ("·", "n"))) for s, _ in history)
     label = ", ".join(f"#{n} {s}" for s, n in history)
     return f"<span class=\"hist\" role=\"img\" aria-label=\"{e(label)}\">{marks}</span>"
 
