@@ -10,13 +10,15 @@ at the end, also on Ctrl-C). With CIRCLECI_TOKEN it syncs that account:
     CCM_DEMO_NEW_ACTIVITY simulator only: =1 adds new pipelines to the simulator before a repeat sync
 
 The first run reads everything; later runs against the same DuckDB file are incremental (PyAirbyte keeps
-the connector's state in the file) and report how many records each stream added.
+the connector's state in the file) and report how many records each stream added. It ends by writing the
+evidence report (circleci-ccm-report) next to the DuckDB file and printing its path.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -33,6 +35,7 @@ sys.path.insert(0, str(REPO))  # the simulator is test and demo infrastructure, 
 
 from circleci_simulator.process import SimulatorProcess  # noqa: E402
 DEFAULT_DB = REPO / ".cache" / "circleci_ccm.duckdb"
+REPORT_NAME = "circleci_ccm_report.html"  # written beside the DuckDB file
 SIMULATOR_CLOCK = REPO / ".cache" / "simulator.json"
 EXAMPLE_QUERY = "SELECT status, COUNT(*) AS jobs FROM {schema}.jobs GROUP BY status ORDER BY jobs DESC, status"
 PLAIN_PROGRESS_EVERY_SECONDS = 5.0
@@ -162,6 +165,18 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
         say(line(row))
 
 
+def write_report(db_path: Path) -> None:
+    """The evidence report, by the installed console script, as a user would run it (the caller has released
+    PyAirbyte's read-write connection: DuckDB allows no other connection to the file beside it)."""
+    command = Path(sys.executable).with_name("circleci-ccm-report")
+    out = db_path.with_name(REPORT_NAME)
+    sys.stdout.flush()
+    status = subprocess.run([str(command), "--duckdb", str(db_path), "--out", str(out)]).returncode
+    if status != 0:
+        raise SystemExit(f"circleci-ccm-report failed (exit {status}); the DuckDB file is complete, rerun it with --duckdb {db_path}.")
+    say("Open it in any browser: it works offline and prints one project per page.")
+
+
 def main() -> int:
     executable = Path(sys.executable).with_name("source-circleci-ccm")
     if not executable.exists():
@@ -232,6 +247,9 @@ def main() -> int:
         say("Open the file yourself: python -c \"import duckdb; print(duckdb.connect('"
             f"{db_path}').sql('SHOW TABLES'))\"")
         say("Run this command again for an incremental sync.")
+        say()
+        cache.get_sql_engine().dispose()  # releases the file's lock for the report's read-only connection
+        write_report(db_path)
         return 0
     except KeyboardInterrupt:
         say("\nInterrupted: the sync stopped; the DuckDB file keeps what was committed and the next run resumes.")

@@ -163,16 +163,33 @@ def test_changelog_has_an_entry_for_this_version(data: dict[str, Any]) -> None:
     assert re.search(rf"^\|\s*{re.escape(data['dockerImageTag'])}\s*\|", docs, re.MULTILINE)
 
 
-def test_the_wheel_ships_spec_schemas_and_rules_but_not_the_simulator(tmp_path: Path) -> None:
-    """`pip install .` (not only `-e .`) must find the spec, every schema and the rule catalogue."""
+def test_the_wheel_ships_spec_schemas_and_rules_but_not_the_simulator_or_the_report(tmp_path: Path) -> None:
+    """`pip install .` (not only `-e .`) must find the spec, every schema and the rule catalogue. The evidence
+    report (report/, its own distribution) reads a warehouse: it has no place in the connector's wheel or image."""
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
         check=True, capture_output=True,
     )
-    names = zipfile.ZipFile(next(tmp_path.glob("source_circleci_ccm-*.whl"))).namelist()
+    wheel = zipfile.ZipFile(next(tmp_path.glob("source_circleci_ccm-*.whl")))
+    names = wheel.namelist()
 
     assert "source_circleci_ccm/spec.yaml" in names
     assert "source_circleci_ccm/controls/catalogue.yaml" in names
     schemas = {name.rsplit("/", 1)[-1][: -len(".json")] for name in names if name.startswith("source_circleci_ccm/schemas/")}
     assert schemas == {path.stem for path in (REPO / "source_circleci_ccm" / "schemas").glob("*.json")}
-    assert not [name for name in names if name.startswith(("circleci_simulator/", "unit_tests/", "integration_tests/"))]
+    assert not [name for name in names if name.startswith(("circleci_simulator/", "unit_tests/", "integration_tests/", "circleci_ccm_report/", "report/"))]
+    entry_points = next(name for name in names if name.endswith("entry_points.txt"))
+    assert "circleci-ccm-report" not in wheel.read(entry_points).decode()
+
+
+def test_the_report_is_its_own_distribution_with_its_page_assets(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO / "report"), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
+        check=True, capture_output=True,
+    )
+    wheel = zipfile.ZipFile(next(tmp_path.glob("circleci_ccm_report-*.whl")))
+    names = wheel.namelist()
+    assert {"circleci_ccm_report/report.css", "circleci_ccm_report/report.js"} <= set(names)
+    assert not [name for name in names if name.startswith("source_circleci_ccm/")]
+    entry_points = next(name for name in names if name.endswith("entry_points.txt"))
+    assert "circleci-ccm-report = circleci_ccm_report.cli:main" in wheel.read(entry_points).decode()
