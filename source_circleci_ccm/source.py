@@ -186,15 +186,13 @@ class _Run:
         self.crawl = ActivityCrawl(
             self.client, config, list(consumers.values()), discover_projects=bool(PROJECT_STREAMS & set(configured)), workers=workers
         )
-        self.sync = SyncStreams(self.client, self.crawl, None, consumers)  # type: ignore[arg-type]
-        self.sync.security_controls = SecurityControls(
+        controls = SecurityControls(
             catalogue_from_config(config) if "security_controls" in configured else None,
             self.crawl,
-            self.client,
+            lambda: self.client.server_time,
             with_steps="job_steps" in configured,
-            settings=self.sync.settings,
-            context_items=self.sync.context_items,
         )
+        self.sync = SyncStreams(self.client, self.crawl, controls, consumers)
         for stream in ACTIVITY_STREAMS:
             if stream.planner and stream.name in consumers:
                 consumers[stream.name].plan = stream.planner(self.sync, consumers[stream.name])

@@ -24,7 +24,7 @@ from source_circleci_ccm.components import skips
 from source_circleci_ccm.components.client import CircleCIClient
 from source_circleci_ccm.components.progress import StreamProgress, Unit, parse_time
 from source_circleci_ccm.components.skips import Subject
-from source_circleci_ccm.components.slugs import v1_project_path
+from source_circleci_ccm.components.slugs import settings_project_path, v1_project_path
 from source_circleci_ccm.config import org_slug_of_project
 
 TERMINAL_WORKFLOW_STATUSES = frozenset({"success", "failed", "error", "canceled", "not_run", "unauthorized"})
@@ -265,6 +265,15 @@ class ActivityCrawl:
         """`GET /v2/project/{slug}`, read once a sync; None when the token cannot read it."""
         body = self._client.get(f"/v2/project/{slug}", subject=skips.project(slug), keep=True)
         return body if isinstance(body, dict) else None
+
+    def settings(self, project_slug: str) -> Any:
+        """`GET /v2/project/{provider}/{org}/{repo}/settings`, read once a sync; None when unavailable."""
+        path = settings_project_path(project_slug)
+        return self._client.get(f"/v2/project/{path}/settings", subject=skips.project_settings(path), keep=True)
+
+    def context_items(self, context_id: str, endpoint: str) -> list[dict[str, Any]]:
+        """A context's `environment-variable` names or `restrictions`, read once a sync."""
+        return self._client.kept_items(f"/v2/context/{context_id}/{endpoint}", subject=Subject("context", context_id))
 
     def projects(self) -> Iterator[str]:
         """Distinct project slugs: those configured in `project_slugs`, then those of every pipeline the feeds

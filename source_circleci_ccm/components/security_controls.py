@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from source_circleci_ccm.components.crawl import is_terminal
 from source_circleci_ccm.components.progress import format_time
@@ -175,13 +175,11 @@ class SecurityControls:
     execution evidence is now known). A project gets its project-level records when first met in a sync, and
     its roll-up from the newest evaluated pipeline on its default branch."""
 
-    def __init__(self, catalogue: Optional[Catalogue], crawl: Any, client: Any, with_steps: bool, settings: Any, context_items: Any) -> None:
+    def __init__(self, catalogue: Optional[Catalogue], crawl: Any, server_time: Callable[[], Optional[float]], with_steps: bool) -> None:
         self._catalogue = catalogue  # None when the stream is not selected
         self._crawl = crawl
-        self._client = client
+        self._server_time = server_time
         self._with_steps = with_steps
-        self._settings = settings
-        self._context_items = context_items
 
     def planner(self, consumer: Any) -> Any:
         met: set[str] = set()
@@ -207,7 +205,7 @@ class SecurityControls:
     def records(self, consumer: Any, item: Any) -> Iterable[Mapping[str, Any]]:
         work = item.work
         first, evaluate, rollup = item.plan
-        evaluated_at = format_time(self._client.server_time or time.time()) or ""
+        evaluated_at = format_time(self._server_time() or time.time()) or ""
         if first and work.project_slug:
             yield from self._project_records(work.project_slug, work.project is not None, evaluated_at)
         if not evaluate:
@@ -236,9 +234,9 @@ class SecurityControls:
             if org.slug == org_slug:
                 contexts = self._crawl.contexts(org)
         ids = [c["id"] for c in contexts if c.get("id")]
-        env_vars = {context_id: self._context_items(context_id, "environment-variable") for context_id in ids}
-        restrictions = {context_id: self._context_items(context_id, "restrictions") for context_id in ids}
-        settings = self._settings(project_slug) if readable else None
+        env_vars = {context_id: self._crawl.context_items(context_id, "environment-variable") for context_id in ids}
+        restrictions = {context_id: self._crawl.context_items(context_id, "restrictions") for context_id in ids}
+        settings = self._crawl.settings(project_slug) if readable else None
         yield from project_level_records(self._catalogue, project_slug, settings, contexts, env_vars, restrictions, evaluated_at)
         if not readable:
             reason = (

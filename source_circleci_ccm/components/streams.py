@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor, CursorField, FinalStateCursor
 from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
@@ -25,6 +24,7 @@ from airbyte_cdk.sources.streams.concurrent.partitions.partition_generator impor
 from airbyte_cdk.sources.types import Record
 
 from source_circleci_ccm.components import skips
+from source_circleci_ccm.components.client import CircleCIClient
 from source_circleci_ccm.components.crawl import (
     CONFIG,
     END,
@@ -41,12 +41,9 @@ from source_circleci_ccm.components.crawl import (
     PipelineWork,
     is_terminal,
 )
-from source_circleci_ccm.components.progress import format_time
 from source_circleci_ccm.components.schemas import packaged_schema
 from source_circleci_ccm.components.skips import Subject
-from source_circleci_ccm.components.slugs import settings_project_path
 from source_circleci_ccm.components.security_controls import SecurityControls
-from source_circleci_ccm.config import org_slug_of_project
 
 BATCH = 20  # pipelines a partition may cover: fewer partitions, less per-partition overhead in the CDK
 
@@ -119,7 +116,7 @@ def _project_items(endpoint: str) -> Callable[["SyncStreams", Mapping[str, Any]]
 
 def _context_items(endpoint: str) -> Callable[["SyncStreams", Mapping[str, Any]], Iterable[Mapping[str, Any]]]:
     def read(sync: "SyncStreams", parent: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
-        for item in sync.context_items(parent["context_id"], endpoint):
+        for item in sync.crawl.context_items(parent["context_id"], endpoint):
             yield with_keys(item, context_id=parent["context_id"], org_slug=parent["org_slug"])
 
     return read
@@ -143,7 +140,7 @@ LIST_STREAMS = (
         ("project_slug",),
         _readable_projects,
         # The `advanced` flags, flattened to the top level of the record.
-        lambda sync, p: [with_keys(s.get("advanced") or {}, project_slug=p["project_slug"]) for s in _whole(sync.settings(p["project_slug"]))],
+        lambda sync, p: [with_keys(s.get("advanced") or {}, project_slug=p["project_slug"]) for s in _whole(sync.crawl.settings(p["project_slug"]))],
     ),
     # Values are masked by CircleCI (xxxx + last 4 characters) and kept exactly as given.
     ListStream("project_env_vars", ("project_slug", "name"), _readable_projects, _project_items("envvar")),
@@ -326,12 +323,14 @@ class WorkPartition(Partition):
 class WorkPartitions(PartitionGenerator):
     """An activity stream's partitions: its inbox of work from the crawl, in feed order, a few pipelines each."""
 
-    def __init__(self, sync: "SyncStreams", stream: ActivityStream, consumer: Consumer) -> None:
+    def __init__(self, sync: "SyncStreams", stream: ActivityStream, consumer: Optional[Consumer]) -> None:
         self._sync = sync
         self._stream = stream
         self._consumer = consumer
 
     def generate(self) -> Iterable[Partition]:
+        if self._consumer is None:  # not selected in this sync: described by discover, never read
+            return
         inbox = self._consumer.inbox
         self._sync.crawl.start()
         try:
@@ -360,20 +359,13 @@ class WorkPartitions(PartitionGenerator):
 class SyncStreams:
     """What the streams of one sync share, built once by the source and handed to each stream."""
 
-    client: Any  # CircleCIClient
+    client: CircleCIClient
     crawl: ActivityCrawl
     security_controls: SecurityControls
-    consumers: dict[str, Consumer] = field(default_factory=dict)
+    consumers: dict[str, Consumer]  # the selected activity streams' sides of the crawl
 
     def identity(self) -> Any:
         return self.client.get("/v2/me", subject=Subject("identity", "of the token"), keep=True)
-
-    def settings(self, project_slug: str) -> Any:
-        path = settings_project_path(project_slug)
-        return self.client.get(f"/v2/project/{path}/settings", subject=skips.project_settings(path), keep=True)
-
-    def context_items(self, context_id: str, endpoint: str) -> list[dict[str, Any]]:
-        return self.client.kept_items(f"/v2/context/{context_id}/{endpoint}", subject=Subject("context", context_id))
 
 
 def build_stream(
@@ -396,9 +388,8 @@ def build_stream(
                 cursor=FinalStateCursor(name, None, message_repository),
             )
     activity = next(s for s in ACTIVITY_STREAMS if s.name == name)
-    consumer = sync.consumers.get(name)
     return DefaultStream(
-        partition_generator=WorkPartitions(sync, activity, consumer) if consumer else ListPartitions(sync, ListStream(name, (), lambda s: [], lambda s, p: [])),
+        partition_generator=WorkPartitions(sync, activity, sync.consumers.get(name)),
         name=name,
         json_schema=lambda name=name: packaged_schema(name),
         primary_key=list(activity.primary_key),

@@ -144,7 +144,9 @@ def _named_opaque_step(analysis: _Analysis, control: str) -> dict | None:
     for wj in analysis.model.invoked_jobs():
         explained = {e["where"] for control in SCAN_CONTROLS for e in analysis.of(wj, control)}
         for unit in wj.units[1:]:
-            if (unit.commands and unit.step and unit.where not in explained and pattern.search(unit.step)
+            # A step that only prints (`echo "TODO: enable snyk"`) shows there is no scan: `fail`, not `unknown`.
+            opaque = any(command.argv[0] not in NO_OP_PROGRAMS for command in unit.commands)
+            if (opaque and unit.step and unit.where not in explained and pattern.search(unit.step)
                     and not knowledge.names_set_up(unit.step)):
                 return _strip([_evidence(unit, wj, "unknown.named-opaque-step", unit.source.strip().split("\n", 1)[0])])[0]
     return None
