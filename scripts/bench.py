@@ -77,6 +77,7 @@ class Run:
     ids: dict[str, set] = field(default_factory=dict)
     state: list[dict[str, Any]] = field(default_factory=list)
     peak_rss_mb: float = 0.0
+    cpu_seconds: float = 0.0  # user + system CPU of the connector process (GNU time)
     requests: int = 0
     distinct_urls: int = 0
     duplicates: int = 0  # answers of a URL beyond its first, retries of 429/5xx aside
@@ -113,7 +114,7 @@ def run_process(name: str, args: list[str], cwd: str, keep_ids: bool = False) ->
     with tempfile.TemporaryFile() as stderr, tempfile.NamedTemporaryFile("r") as rss_file:
         gnu_time = Path("/usr/bin/time")
         if gnu_time.exists():
-            args = [str(gnu_time), "-f", "%M", "-o", rss_file.name] + args
+            args = [str(gnu_time), "-f", "%M %U %S", "-o", rss_file.name] + args
         started = time.monotonic()
         proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=stderr, bufsize=1 << 20)
         high_water = [0]
@@ -146,8 +147,10 @@ def run_process(name: str, args: list[str], cwd: str, keep_ids: bool = False) ->
             poller.join(timeout=1)
             run.peak_rss_mb = high_water[0] / 1024.0
         else:
-            figures = [ln for ln in rss_file.read().split() if ln.isdigit()]
-            run.peak_rss_mb = int(figures[-1]) / 1024.0 if figures else 0.0
+            figures = rss_file.read().split()[-3:]
+            if len(figures) == 3 and figures[0].isdigit():
+                run.peak_rss_mb = int(figures[0]) / 1024.0
+                run.cpu_seconds = float(figures[1]) + float(figures[2])
         stderr.seek(0)
         run.stderr_tail = stderr.read()[-3000:].decode(errors="replace")
     run.state = list(states.values())
@@ -321,13 +324,15 @@ def fmt(value: Any, digits: int = 1) -> str:
 
 def table(runs: list[Run]) -> str:
     header = ["run", "requests", "implied", "distinct", "dup", "429/5xx", "wall s", "records", "rec/s", "req/s",
-              "peak RSS MB", "state B", "complete"]
+              "CPU s", "CPU ms/rec", "peak RSS MB", "state B", "complete"]
     rows = [header]
     for run in runs:
         rows.append([
             run.name, fmt(run.requests), fmt(run.implied), fmt(run.distinct_urls), fmt(run.duplicates), fmt(run.retries),
             fmt(run.seconds, 2), fmt(run.total_records), fmt(run.total_records / run.seconds if run.seconds else 0.0, 0),
-            fmt(run.answered / run.seconds if run.seconds else 0.0, 1), fmt(run.peak_rss_mb, 0),
+            fmt(run.answered / run.seconds if run.seconds else 0.0, 1), fmt(run.cpu_seconds, 1) if run.cpu_seconds else "-",
+            fmt(1000 * run.cpu_seconds / run.total_records, 2) if run.cpu_seconds and run.total_records else "-",
+            fmt(run.peak_rss_mb, 0),
             fmt(run.state_bytes) if run.state else "-",
             {True: "yes", False: "NO", None: "-"}[run.complete] + (" (exit %d)" % run.returncode if run.returncode else ""),
         ])
@@ -343,6 +348,35 @@ def table(runs: list[Run]) -> str:
 
 def verdict(ok: Optional[bool]) -> str:
     return {True: "PASS", False: "FAIL", None: "n/a "}[ok]
+
+
+# --------------------------------------------------------------------------- scale series
+SCALE_RSS_GROWTH = 1.25  # peak RSS of the largest sync over the smallest's
+SCALE_MAX_CPU_MS_PER_RECORD = 0.5
+
+
+def scale_series(args: argparse.Namespace) -> int:
+    """Full syncs of the core streams at growing history (the bench shape, more pipelines per project): memory
+    must not grow with history (the crawl holds a bounded window of pipelines), CPU per record must not either."""
+    sizes = [int(size) for size in str(args.scale).split(",") if size.strip()]
+    runs: list[Run] = []
+    for pipelines in sizes:
+        with simulator("bench", args.scale_latency_ms, overrides={"pipelines_per_project": max(1, pipelines // 20)}) as sim:
+            config = {"api_token": sim.token, "api_url": sim.url, "num_workers": args.workers}
+            run = sync(sim, f"full, {pipelines:,} pipelines", config, CORE_STREAMS)
+            runs.append(run)
+            print(f"# scale {pipelines:,}: {run.seconds:.1f} s, {run.peak_rss_mb:.0f} MB, {run.cpu_seconds:.1f} CPU s", flush=True)
+    print()
+    print(f"Scale series: bench shape, {args.scale_latency_ms:g} ms a request, num_workers {args.workers}, core streams")
+    print(table(runs))
+    if len(runs) >= 2 and runs[0].peak_rss_mb:
+        growth = runs[-1].peak_rss_mb / runs[0].peak_rss_mb
+        cpu = max(1000 * r.cpu_seconds / max(r.total_records, 1) for r in runs)
+        print(f"  {verdict(growth <= SCALE_RSS_GROWTH and runs[-1].peak_rss_mb < MAX_RSS_MB)}  peak RSS at the largest "
+              f"<= {SCALE_RSS_GROWTH}x the smallest and < {MAX_RSS_MB:g} MB: {runs[-1].peak_rss_mb:.0f} MB = {growth:.2f}x")
+        print(f"  {verdict(cpu < SCALE_MAX_CPU_MS_PER_RECORD)}  CPU per record < {SCALE_MAX_CPU_MS_PER_RECORD} ms: "
+              f"{cpu:.2f} ms at most")
+    return 0
 
 
 # --------------------------------------------------------------------------- main
@@ -361,11 +395,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--meltano-venv", default=str(REPO / ".cache" / "bench-meltano-venv"))
     ap.add_argument("--skip-meltano", action="store_true")
     ap.add_argument("--skip-rate-limited", action="store_true")
+    ap.add_argument("--scale", default="1000,4000,16000", metavar="N,N,...",
+                    help="pipelines of each full sync of the scale series (the bench organisation's shape with more "
+                         "pipelines per project; default 1000,4000,16000; empty to skip)")
+    ap.add_argument("--scale-latency-ms", type=float, default=10.0, help="latency of the scale series (default 10)")
+    ap.add_argument("--only-scale", action="store_true", help="run the scale series alone")
     ap.add_argument("--profile", metavar="PATH", help="profile the full sync: PATH.prof = cProfile (main thread only), "
                     "PATH.svg/.json/.txt = py-spy (every thread; py-spy must be installed)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = ap.parse_args(argv)
 
+    if args.only_scale:
+        return scale_series(args)
     runs: list[Run] = []
     figures: dict[str, Any] = {}
     started = time.monotonic()
@@ -505,6 +546,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     print("Targets of issue 6:")
     for label, ok, detail in checks:
         print(f"  {verdict(ok)}  {label}: {detail}")
+
+    if args.scale:
+        scale_series(args)
 
     if args.json:
         figures["runs"] = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any, Mapping, Optional
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -110,8 +111,8 @@ class FakeSession:
         self.pages = pages
         self.calls: list[Optional[str]] = []
 
-    def get(self, url: str, params: Mapping[str, str], **kwargs: Any) -> requests.Response:
-        token = params.get("page-token")
+    def fetch(self, url: str, headers: Mapping[str, str]) -> requests.Response:
+        token = parse_qs(urlsplit(url).query).get("page-token", [None])[0]
         self.calls.append(token)
         if token not in self.pages:
             return _response({"message": "Not found"}, status=404, url=url)

@@ -185,13 +185,13 @@ class CircleCIClient:
 
     def fetch(self, path: str, params: Mapping[str, str], subject: Optional[Subject], max_failures: int = MAX_RETRIES) -> Answer:
         """GET `path` (relative to api_url) with retries; a 400/403/404 is reported about `subject` unless it is None."""
-        url = f"{self.api_url}{path}"
+        url = f"{self.api_url}{path}" + (f"?{urlencode(params)}" if params else "")
         rate_limited = failures = 0
         while True:
             if LOGGER.isEnabledFor(logging.DEBUG):  # the token in these headers is masked by the CDK's log filter
-                LOGGER.debug("Making outbound API request", extra={"url": url, "params": dict(params), "headers": self._headers})
+                LOGGER.debug("Making outbound API request", extra={"url": url, "headers": self._headers})
             try:
-                response = self.session.get(url, params=params, headers=self._headers)
+                response = self.session.fetch(url, self._headers)
             except requests.exceptions.SSLError as error:
                 raise AirbyteTracedException(message=self._tls_failed(error), failure_type=FailureType.config_error) from None
             except _RETRIED_ERRORS as error:

@@ -194,12 +194,13 @@ class ActivityCrawl:
         self._start = parse_time(config.get("start_date"))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="circleci-fanout")
         self.window = window
-        self._window = threading.Condition()
+        self._window = threading.Condition(threading.RLock())
         self._held = 0
         self.peak_held = 0  # the most pipelines' answers held at once in this sync (bounded by the window)
         self._lock = threading.Lock()
         self._started = False
         self._stopped = False
+        self.finished = False
         self._restricted_projects: set[str] = set()
         self._projects = _GrowingList(config.get("project_slugs") or [])
         self._organizations: Optional[list[Organization]] = None
@@ -307,6 +308,7 @@ class ActivityCrawl:
             self._projects.close()
             for consumer in self._consumers:
                 consumer.inbox.put(CrawlFailed(self._failure) if self._failure is not None else END)
+            self.finished = True
 
     _failure: Optional[BaseException] = None
 
@@ -368,7 +370,7 @@ class ActivityCrawl:
             self._deliver(in_flight.popleft().result())
 
     def _release(self, work: PipelineWork) -> None:
-        with self._window:
+        with self._window:  # re-entrant: a Condition over an RLock
             work.release()
             if work.holders == 0:
                 self._held -= 1
@@ -376,34 +378,38 @@ class ActivityCrawl:
 
     def _deliver(self, work: PipelineWork) -> None:
         """Hand the work to each stream that wants it, in feed order, with the unit it counts against."""
-        takers = [c for c in self._consumers if c.name in work.is_new and c.attached]
-        with self._window:
+        unfinished = has_unfinished_work(work.pipeline, work.workflows)
+        with self._window:  # against `detach`: a stream that stopped reading gets nothing more
+            takers = [c for c in self._consumers if c.name in work.is_new and c.attached]
             work.holders = len(takers)
             work.release_slot = lambda: self._release(work)
             if not takers:
                 self._held -= 1
                 self._window.notify_all()
                 return
-        unfinished = has_unfinished_work(work.pipeline, work.workflows)
-        for consumer in takers:
-            unit = consumer.progress.open_unit(
-                work.feed.key,
-                created_at(work.pipeline),
-                pending=consumer.revisits and unfinished,
-                countable=work.lists_complete or not consumer.revisits,
-            )
-            consumer.inbox.put(Delivered(work, consumer.plan(work), unit))
+            for consumer in takers:
+                unit = consumer.progress.open_unit(
+                    work.feed.key,
+                    created_at(work.pipeline),
+                    pending=consumer.revisits and unfinished,
+                    countable=work.lists_complete or not consumer.revisits,
+                )
+                consumer.inbox.put(Delivered(work, consumer.plan(work), unit))
 
     def detach(self, consumer: Consumer) -> None:
         """A stream that stopped reading (it failed, or the sync is ending): its work is let go, now and later."""
-        consumer.attached = False
-        while True:
-            try:
-                item = consumer.inbox.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(item, Delivered):
-                item.work.release_slot()
+        with self._window:
+            consumer.attached = False
+            held = []
+            while True:
+                try:
+                    item = consumer.inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, Delivered):
+                    held.append(item.work)
+        for work in held:
+            self._release(work)
 
     # --- fetching one pipeline's answers (on the pool) -----------------------------------------------------
     def _fetch(self, work: PipelineWork) -> PipelineWork:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import email.utils
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 import requests
@@ -55,6 +55,13 @@ class CircleCISession(requests.Session):
             if value is not None:
                 settings[key] = value
         return settings
+
+    def fetch(self, url: str, headers: Mapping[str, str]) -> requests.Response:
+        """GET `url` (its query already encoded). Session.request would merge cookies, auth, hooks and settings
+        into every request: at thousands of requests a sync that was a tenth of the connector's CPU."""
+        request = requests.PreparedRequest()
+        request.prepare(method="GET", url=url, headers=headers)
+        return self.send(request, **self.merge_environment_settings(url, None, None, None, None))
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         kwargs["allow_redirects"] = False
