@@ -57,7 +57,8 @@ class Simulator:
         self._cache_version = -1
         self._secret = hashlib.sha256(f"sim-{self.settings.seed}".encode()).hexdigest()[:16]
         self._rl_lock = threading.Lock()
-        self._rl_tokens = float(self.settings.rate_limit_rps)
+        window = self.settings.rate_limit_kind == "window"
+        self._rl_tokens = float(self.settings.rate_limit_rps) * (self.settings.rate_limit_window_seconds if window else 1.0)
         self._rl_last = time.monotonic()
         self._httpd = None
         self._thread = None
@@ -143,24 +144,36 @@ class Simulator:
             return entry
 
     def _rate_limit(self):
+        """(seconds to wait or None, rate-limit headers) for one request, as the settings' kind of limiter."""
         rps = self.settings.rate_limit_rps
         if not rps or rps <= 0:
             return None, []
-        cap = max(1.0, float(rps))
+        window = self.settings.rate_limit_kind == "window"
+        cap = max(1.0, float(rps) * (self.settings.rate_limit_window_seconds if window else 1.0))
         with self._rl_lock:
             now = time.monotonic()
-            self._rl_tokens = min(cap, self._rl_tokens + (now - self._rl_last) * rps)
-            self._rl_last = now
-            if self._rl_tokens >= 1.0:
+            if window:
+                if now - self._rl_last >= self.settings.rate_limit_window_seconds:
+                    self._rl_tokens, self._rl_last = cap, now
+                until_full = until_next = self._rl_last + self.settings.rate_limit_window_seconds - now
+            else:
+                self._rl_tokens = min(cap, self._rl_tokens + (now - self._rl_last) * rps)
+                self._rl_last = now
+            allowed = self._rl_tokens >= 1.0
+            if allowed:
                 self._rl_tokens -= 1.0
-                reset = math.ceil((cap - self._rl_tokens) / rps)
-                return None, [("RateLimit-Limit", str(int(cap))), ("RateLimit-Remaining", str(int(self._rl_tokens))),
-                              ("RateLimit-Reset", str(reset)), ("X-RateLimit-Limit", str(int(cap))),
-                              ("X-RateLimit-Remaining", str(int(self._rl_tokens))), ("X-RateLimit-Reset", str(reset))]
-            wait = max(1, math.ceil((1.0 - self._rl_tokens) / rps))
-            return wait, [("Retry-After", str(wait)), ("RateLimit-Limit", str(int(cap))), ("RateLimit-Remaining", "0"),
-                          ("RateLimit-Reset", str(wait)), ("X-RateLimit-Limit", str(int(cap))),
-                          ("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", str(wait))]
+            if not window:
+                until_full = (cap - self._rl_tokens) / rps
+                until_next = max(0.0, (1.0 - self._rl_tokens) / rps)
+            remaining = int(self._rl_tokens)
+        reset = {"until-full": until_full, "until-next": until_next, "epoch": time.time() + until_full}[self.settings.rate_limit_reset]
+        reset_text = str(math.ceil(reset)) if self.settings.rate_limit_reset == "epoch" else f"{reset:.3f}".rstrip("0").rstrip(".") or "0"
+        headers = [("RateLimit-Limit", str(int(cap))), ("RateLimit-Remaining", str(remaining)), ("RateLimit-Reset", reset_text),
+                   ("X-RateLimit-Limit", str(int(cap))), ("X-RateLimit-Remaining", str(remaining)), ("X-RateLimit-Reset", reset_text)]
+        if allowed:
+            return None, headers
+        wait = max(1, math.ceil(until_next))
+        return wait, [("Retry-After", str(wait))] + headers
 
     def _decide_fault(self, method, path, attempt, has_page_token):
         f = self._faults

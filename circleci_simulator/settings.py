@@ -54,6 +54,12 @@ class SimulatorSettings:
     page_size: int = 20
     latency_ms: float = 0.0
     rate_limit_rps: float = 0.0
+    # How the quota comes back: "bucket" refills continuously (burst = one second's worth), "window" refills
+    # all at once every `rate_limit_window_seconds`. What RateLimit-Reset says: "until-full" (seconds until the
+    # quota is whole again), "until-next" (until the next request is allowed), "epoch" (that moment, epoch s).
+    rate_limit_kind: str = "bucket"
+    rate_limit_reset: str = "until-full"
+    rate_limit_window_seconds: float = 5.0
     token: str = "sim-token-0123456789abcdef"
     collaborations_vcs_key: str = "vcs_type"  # or "vcs-type"
     faults: Faults = field(default_factory=Faults)

@@ -31,7 +31,7 @@ class CircleCISession(requests.Session):
         self._lock = threading.Lock()
         self._max_in_flight = max_in_flight
         self._paused_until = 0.0  # monotonic time before which no request starts (after a 429)
-        self._next_start = 0.0  # earliest start of the next request while pacing
+        self._last_start = 0.0  # when the last request started
         self._interval = 0.0  # seconds between request starts while the quota is nearly spent
         self._ca_bundle = ca_bundle  # a private CA (CircleCI server); TLS is verified either way
         self.server_time: Optional[float] = None  # epoch seconds of the first `Date` header seen
@@ -75,13 +75,16 @@ class CircleCISession(requests.Session):
 
     def _wait_for_turn(self) -> None:
         """After a 429 every request waits as CircleCI said; while the quota left would not cover the requests
-        in flight, request starts are spaced at the rate the quota comes back, instead of bouncing off 429s."""
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._paused_until, self._next_start)
-            self._next_start = start + self._interval
-        if start > now:
-            time.sleep(start - now)
+        in flight, request starts are spaced as `_pace` says, instead of bouncing off 429s. A waiting request
+        looks again every few milliseconds, so a new answer's figures apply at once."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                start = max(self._paused_until, self._last_start + self._interval)
+                if start <= now:
+                    self._last_start = now
+                    return
+            time.sleep(min(start - now, 0.02))
 
     def _observe(self, response: requests.Response) -> None:
         headers = response.headers
@@ -92,15 +95,28 @@ class CircleCISession(requests.Session):
             except (TypeError, ValueError):
                 parsed = None
             self.server_time = parsed.timestamp() if parsed else time.time()
-        limit = _number(_header(headers, "Limit"))
+        limit = _header(headers, "Limit")
         remaining = _header(headers, "Remaining")
         reset = _seconds(_header(headers, "Reset"))
         with self._lock:
             if response.status_code == 429:
                 wait = _seconds(headers.get("Retry-After")) or reset or 1.0
                 self._paused_until = max(self._paused_until, time.monotonic() + wait)
-            if limit and reset and remaining is not None:
-                self._interval = reset / limit if _number(remaining) < self._max_in_flight else 0.0
+            if limit is not None and remaining is not None:
+                self._interval = self._pace(_number(remaining), reset)
+
+    def _pace(self, remaining: float, reset_seconds: float) -> float:
+        """Seconds between request starts: none while the quota left covers twice the requests in flight, else
+        the quota left spread over the time until it comes back. That one rule fits a fixed window (spend what
+        is left before the reset), a token bucket whose Reset says "until full" (it settles at half the bucket,
+        sending as fast as it refills) and an epoch Reset (read as the time until then). A Reset that says
+        "until the next request" is 0 while any quota is left and tells nothing: the spacing then stays as the
+        last empty quota set it, the longest wait seen (the refill period)."""
+        if remaining >= 2 * self._max_in_flight:
+            return 0.0
+        if remaining < 1:
+            return max(self._interval, reset_seconds)
+        return reset_seconds / remaining if reset_seconds > 0 else self._interval
 
 
 def _header(headers: Any, name: str) -> Optional[str]:
