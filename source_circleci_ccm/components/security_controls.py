@@ -177,6 +177,7 @@ class SecurityControls:
 
     def __init__(self, catalogue: Optional[Catalogue], crawl: Any, server_time: Callable[[], Optional[float]], with_steps: bool) -> None:
         self._catalogue = catalogue  # None when the stream is not selected
+        self.selected = catalogue is not None
         self._crawl = crawl
         self._server_time = server_time
         self._with_steps = with_steps
