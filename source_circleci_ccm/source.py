@@ -204,6 +204,7 @@ class _Run:
             with_steps="job_steps" in configured,
         )
         self.sync = SyncStreams(self.client, self.crawl, controls, consumers)
+        controls.sources = self.sync
         for stream in LIST_STREAMS:
             if stream.cursor_field and stream.name in configured:
                 incremental = configured[stream.name].sync_mode == SyncMode.incremental

@@ -468,7 +468,7 @@ ACTIVITY_STREAMS = (
         "security_controls",
         ("record_id",),
         "evaluated_at",
-        frozenset({WORKFLOWS, JOBS, CONFIG, PROJECT}),
+        frozenset({WORKFLOWS, JOBS, CONFIG, PROJECT, JOB_TESTS, JOB_ARTIFACTS}),
         True,
         lambda sync, consumer, item: sync.security_controls.records(consumer, item),
         lambda sync, consumer: sync.security_controls.planner(consumer),
