@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 
 from circleci_simulator import Simulator, SimulatorSettings
+from integration_tests.test_governance_streams import NEW_ENDPOINT
 from integration_tests.harness import Output, catalog, run_connector
 
 EVIDENCE_STREAMS = ["pipelines", "workflows", "jobs", "pipeline_configs", "job_steps", "projects", "project_settings",
@@ -84,7 +85,11 @@ def test_selecting_security_controls_costs_no_second_pass_over_the_api(simulator
     # (Which pipelines of a restricted project are asked before its first 403 depends on timing.)
     with_controls = Counter(r["path"] for r in simulator.request_log() if r["status"] == 200)
 
-    assert set(with_controls) == set(without)
+    # Beyond the evidence streams' URLs, only those of the run and governance data its controls judge (job tests
+    # and artifacts, deploys, config policies, webhooks: issue 12), each once.
+    extra = set(with_controls) - set(without)
+    assert set(without) <= set(with_controls)
+    assert extra and all(NEW_ENDPOINT.match(path) for path in extra), sorted(p for p in extra if not NEW_ENDPOINT.match(p))[:5]
     assert max(Counter(r["path"] for r in simulator.request_log()).values()) == 1
 
 

@@ -186,6 +186,7 @@ def write_files() -> None:
         _simulator["sim"] = sim
         streams = _discovered_streams()
         organisations = [c["slug"] for c in sim.truth()["collaborations"]]
+        organisation_ids = [c["id"] for c in sim.truth()["collaborations"]]
     configured = []
     for stream in streams:
         incremental = "incremental" in stream["supported_sync_modes"]
@@ -208,12 +209,17 @@ def write_files() -> None:
         )
     (HERE / "configured_catalog.json").write_text(json.dumps({"streams": configured}, indent=2) + "\n")
     feeds = {slug: {"done": [[None, FAR_FUTURE]], "pending_since": None} for slug in organisations}
+    # Incremental list streams keep one value per organisation id (components/cursor.py KeyedCursor).
+    keyed = {
+        "deploy_component_versions": {"keys": {org_id: {"last_deployed_at": FAR_FUTURE} for org_id in organisation_ids}},
+        "policy_decisions": {"keys": {org_id: FAR_FUTURE for org_id in organisation_ids}},
+    }
     abnormal = [
         {
             "type": "STREAM",
             "stream": {
                 "stream_descriptor": {"name": stream["name"]},
-                "stream_state": {"server_time": FAR_FUTURE, "feeds": feeds},
+                "stream_state": keyed.get(stream["name"]) or {"server_time": FAR_FUTURE, "feeds": feeds},
             },
         }
         for stream in streams

@@ -271,7 +271,7 @@ SECURITY_CONTROLS_SCHEMA: dict[str, Any] = _obj(
     "(not a CircleCI API response, not described by the OpenAPI spec).",
     {
         "record_id": _t("string", "Primary key: `<scope>:<pipeline_id or project_slug>:<control_id>`."),
-        "scope": _t("string", "What the control was evaluated on. One of: pipeline, project."),
+        "scope": _t("string", "What the control was evaluated on. One of: pipeline, project, deployment (a live deploy component version)."),
         "project_slug": _t("string", "Slug of the project evaluated (or of the pipeline's project)."),
         "pipeline_id": _t(["null", "string"], "ID of the pipeline evaluated; null for project-scope results.", "uuid"),
         "workflow_id": _t(["null", "string"], "ID of the workflow the evidence comes from, if any."),

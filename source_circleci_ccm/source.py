@@ -39,7 +39,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_circleci_ccm.components.client import CircleCIClient, CircleCIUnavailable
 from source_circleci_ccm.components.crawl import ActivityCrawl, Consumer
-from source_circleci_ccm.components.cursor import ActivityCursor
+from source_circleci_ccm.components.cursor import ActivityCursor, KeyedCursor
 from source_circleci_ccm.components.http import CircleCISession
 from source_circleci_ccm.components.progress import parse_time
 from source_circleci_ccm.components.security_controls import SecurityControls, catalogue_from_config
@@ -50,7 +50,18 @@ from source_circleci_ccm.config import ConfigError, normalize_config
 SPEC = Path(__file__).with_name("spec.yaml")
 IDENTITY_ATTEMPTS = 3
 # Streams whose rows name projects seen in the feeds: the crawl lists the feeds down to start_date for them.
-PROJECT_STREAMS = frozenset({"projects", "project_settings", "project_env_vars", "project_checkout_keys"})
+PROJECT_STREAMS = frozenset(
+    {
+        "projects",
+        "project_settings",
+        "project_env_vars",
+        "project_checkout_keys",
+        "project_schedules",
+        "pipeline_definitions",
+        "pipeline_triggers",
+        "webhooks",
+    }
+)
 
 
 def secret_forms(token: Optional[str], raw_config: Optional[Mapping[str, Any]]) -> list[str]:
@@ -193,10 +204,19 @@ class _Run:
             with_steps="job_steps" in configured,
         )
         self.sync = SyncStreams(self.client, self.crawl, controls, consumers)
+        controls.sources = self.sync
+        for stream in LIST_STREAMS:
+            if stream.cursor_field and stream.name in configured:
+                incremental = configured[stream.name].sync_mode == SyncMode.incremental
+                previous = self._state_manager.get_stream_state(stream.name, None) if incremental else None
+                self.sync.list_cursors[stream.name] = KeyedCursor(
+                    stream.name, previous, state_manager=self._state_manager, message_repository=self.message_repository
+                )
         for stream in ACTIVITY_STREAMS:
             if stream.planner and stream.name in consumers:
                 consumers[stream.name].plan = stream.planner(self.sync, consumers[stream.name])
-        self.streams = {name: build_stream(self.sync, name, self._cursors.get(name), self.message_repository) for name in STREAM_NAMES}
+        cursors = {**self._cursors, **self.sync.list_cursors}
+        self.streams = {name: build_stream(self.sync, name, cursors.get(name), self.message_repository) for name in STREAM_NAMES}
 
     def _cursor(self, name: str, incremental: bool) -> ActivityCursor:
         previous: Optional[MutableMapping[str, Any]] = self._state_manager.get_stream_state(name, None) if incremental else None

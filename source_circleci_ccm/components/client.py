@@ -158,6 +158,18 @@ class CircleCIClient:
         params = params or {}
         return self._once(("items", path, _query(params)), lambda: list(self.items(path, params, subject=subject)))
 
+    def kept_list(self, path: str, params: Optional[Mapping[str, str]] = None, *, subject: Subject) -> Optional[list[dict[str, Any]]]:
+        """A small list a stream and a control both need (deploy components, webhooks): read once a sync;
+        None when CircleCI answered 400/403/404 (a feature the account lacks), so callers can tell it from empty."""
+        params = params or {}
+
+        def read() -> Optional[list[dict[str, Any]]]:
+            listing = self.items(path, params, subject=subject)
+            items = list(listing)
+            return items if listing.readable else None
+
+        return self._once(("list", path, _query(params)), read)
+
     def _once(self, key: tuple[str, str, str], compute: Any) -> Any:
         """`compute()` the first time `key` is asked for, and its result for everyone after (or meanwhile)."""
         with self._kept_lock:

@@ -34,6 +34,7 @@ DEFAULT_WINDOW = 64  # pipelines whose answers may be held at once, whatever the
 
 # What a stream may need of a pipeline, beyond the pipeline itself.
 WORKFLOWS, JOBS, CONFIG, JOB_DETAILS, JOB_STEPS, PROJECT = "workflows", "jobs", "config", "job_details", "job_steps", "project"
+JOB_TESTS, JOB_ARTIFACTS = "job_tests", "job_artifacts"  # every page of a build job's test metadata / artifact list
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class PipelineWork:
     config: Optional[dict[str, Any]] = None
     job_details: dict[str, Any] = field(default_factory=dict)  # job id -> GET /v2/project/{slug}/job/{number}
     job_steps: dict[str, Any] = field(default_factory=dict)  # job id -> v1.1 steps
+    job_tests: dict[str, Optional[list[dict[str, Any]]]] = field(default_factory=dict)  # job id -> tests (None: unreadable)
+    job_artifacts: dict[str, Optional[list[dict[str, Any]]]] = field(default_factory=dict)  # job id -> artifacts
     project: Optional[dict[str, Any]] = None
     lists_complete: bool = True  # False when a workflow or job list was cut by a rejected page token
     holders: int = 0
@@ -435,12 +438,27 @@ class ActivityCrawl:
             project = work.job_project(workflow, job)
             if project:
                 work.job_details[job_id] = self._client.get(f"/v2/project/{project}/job/{job['job_number']}", subject=skips.project(project))
+        for need, kept in ((JOB_TESTS, work.job_tests), (JOB_ARTIFACTS, work.job_artifacts)):
+            wanted = {j["id"]: (w, j) for c in takers if need in c.needs for w, j in work.build_jobs(c.terminal_workflows_taken(work))}
+            for job_id, (workflow, job) in wanted.items():
+                project = work.job_project(workflow, job)
+                if project:
+                    kept[job_id] = self._job_list(project, job["job_number"], need)
         for job_id, (workflow, job) in steps.items():
             project = work.job_project(workflow, job)
             if project:
                 body = self._client.get(f"/v1.1/project/{v1_project_path(project)}/{job['job_number']}", subject=Subject("job steps of", f"{project}/{job['job_number']}"))
                 work.job_steps[job_id] = body.get("steps") if isinstance(body, dict) else None
         return work
+
+    def _job_list(self, project: str, number: Any, need: str) -> Optional[list[dict[str, Any]]]:
+        """Every page of a build job's `tests` or `artifacts`; None when CircleCI does not serve it (404: aged
+        out). An artifact's signed `url` grants access to it: it is dropped here, before anything holds it."""
+        endpoint = "tests" if need == JOB_TESTS else "artifacts"
+        subject = Subject(f"job {endpoint} of", f"{project}/{number}", quiet_statuses=frozenset({404}), counted_as=f"job {endpoint} unavailable")
+        listing = self._client.items(f"/v2/project/{project}/{number}/{endpoint}", subject=subject)
+        items = [item if need == JOB_TESTS else {k: v for k, v in item.items() if k != "url"} for item in listing]
+        return items if listing.readable else None
 
     def _read_list(self, work: PipelineWork, path: str, subject: Subject) -> Optional[list[dict[str, Any]]]:
         listing = self._client.items(path, subject=subject)

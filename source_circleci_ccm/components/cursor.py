@@ -7,8 +7,9 @@ writes the next state as the sync runs. Nothing else reads or writes a stream's 
 
 from __future__ import annotations
 
+import threading
 import time
-from typing import Any, Callable, Iterable, MutableMapping, Optional
+from typing import Any, Callable, Iterable, Mapping, MutableMapping, Optional
 
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.message import MessageRepository
@@ -69,3 +70,55 @@ class ActivityCursor(Cursor):
 
 def units_of(partition: Partition) -> Iterable[Unit]:
     return getattr(partition, "units", ())
+
+
+class KeyedCursor(Cursor):
+    """The cursor of an incremental list stream (one partition per organisation): its state is one small value
+    per key (an organisation), read from the previous state and replaced once that key's partition has been
+    read whole, so a sync that fails part-way never moves a key past records it did not emit."""
+
+    def __init__(
+        self,
+        stream_name: str,
+        previous_state: Optional[MutableMapping[str, Any]],
+        *,
+        state_manager: ConnectorStateManager,
+        message_repository: MessageRepository,
+    ) -> None:
+        self.stream_name = stream_name
+        previous = (previous_state or {}).get("keys") if isinstance(previous_state, Mapping) else None
+        self._previous: dict[str, Any] = dict(previous) if isinstance(previous, Mapping) else {}
+        self._next: dict[str, Any] = dict(self._previous)
+        self._lock = threading.Lock()
+        self._state_manager = state_manager
+        self._message_repository = message_repository
+
+    def previous(self, key: str) -> Any:
+        """What the last sync left for `key` (None on a first or full-refresh sync)."""
+        return self._previous.get(key)
+
+    def advance(self, key: str, value: Any) -> None:
+        """The partition of `key` was read whole: the next sync starts from `value`."""
+        with self._lock:
+            self._next[key] = value
+
+    @property
+    def state(self) -> MutableMapping[str, Any]:
+        with self._lock:
+            return {"keys": dict(self._next)}
+
+    def observe(self, record: Record) -> None:
+        """State is per key, set by the stream once a key is read whole."""
+
+    def close_partition(self, partition: Partition) -> None:
+        self._emit_state()
+
+    def ensure_at_least_one_state_emitted(self) -> None:
+        self._emit_state()
+
+    def should_be_synced(self, record: Record) -> bool:
+        return True
+
+    def _emit_state(self) -> None:
+        self._state_manager.update_state_for_stream(self.stream_name, None, self.state)
+        self._message_repository.emit_message(self._state_manager.create_state_message(self.stream_name, None))

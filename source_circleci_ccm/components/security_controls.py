@@ -23,9 +23,16 @@ from source_circleci_ccm.controls import (
     load_catalogue,
     load_rules_file,
 )
+from source_circleci_ccm.controls.governance import (
+    evaluate_config_policies,
+    evaluate_deployed_version,
+    evaluate_sbom,
+    evaluate_tests,
+    evaluate_webhooks,
+)
 from source_circleci_ccm.controls.results import UNKNOWN
 
-PIPELINE, PROJECT = "pipeline", "project"
+PIPELINE, PROJECT, DEPLOYMENT = "pipeline", "project", "deployment"
 
 
 @dataclass
@@ -37,10 +44,24 @@ class PipelineEvidence:
     workflows: Optional[list[dict[str, Any]]]  # None when unreadable
     jobs: list[dict[str, Any]] = field(default_factory=list)  # jobs of its finished workflows, each with workflow_id
     steps: Optional[dict[int, list[dict[str, Any]]]] = None  # job_number -> v1.1 steps, when job_steps is selected
+    tests: list[tuple[dict[str, Any], Optional[list[dict[str, Any]]]]] = field(default_factory=list)  # (build job, tests)
+    artifacts: list[tuple[dict[str, Any], Optional[list[dict[str, Any]]]]] = field(default_factory=list)  # (build job, artifacts)
 
 
-def pipeline_records(catalogue: Catalogue, evidence: PipelineEvidence, evaluated_at: str) -> list[dict[str, Any]]:
+def pipeline_results(catalogue: Catalogue, evidence: PipelineEvidence) -> dict[str, ControlResult]:
+    """The configuration's controls, then those judged on what ran (test metadata, artifacts)."""
     results = _evaluate(catalogue, evidence)
+    finished = bool(evidence.workflows) and all(is_terminal(w) for w in evidence.workflows or [])
+    results["tests_passed"] = evaluate_tests(catalogue, evidence.tests, finished)
+    text = (evidence.config.get("compiled") or evidence.config.get("source")) if evidence.config else None
+    results["sbom_generated"] = evaluate_sbom(catalogue, text, evidence.artifacts)
+    return results
+
+
+def pipeline_records(
+    catalogue: Catalogue, evidence: PipelineEvidence, evaluated_at: str, results: Optional[dict[str, ControlResult]] = None
+) -> list[dict[str, Any]]:
+    results = results if results is not None else _evaluate(catalogue, evidence)
     workflow_ids = sorted({job["workflow_id"] for job in evidence.jobs if job.get("workflow_id")})
     return [
         _record(
@@ -155,6 +176,13 @@ def _record(
     }
 
 
+def deployment_record(catalogue: Catalogue, result: ControlResult, version_key: str, project_slug: Optional[str], pipeline_id: Optional[str], evaluated_at: str) -> dict[str, Any]:
+    """One record per live component version (`version_key` = component/environment/version)."""
+    record = _record(catalogue, result, scope=DEPLOYMENT, project_slug=project_slug, pipeline_id=pipeline_id, evaluated_at=evaluated_at)
+    record["record_id"] = _record_id(DEPLOYMENT, version_key, result.control)
+    return record
+
+
 def _evidence(item: Mapping[str, Any]) -> dict[str, Any]:
     """Declared evidence as the engine gives it, plus `executed` when a run confirmed or contradicted it."""
     record = dict(item)
@@ -177,6 +205,10 @@ class SecurityControls:
 
     def __init__(self, catalogue: Optional[Catalogue], crawl: Any, server_time: Callable[[], Optional[float]], with_steps: bool) -> None:
         self._catalogue = catalogue  # None when the stream is not selected
+        self.selected = catalogue is not None
+        self.sources: Any = None  # the sync's streams (streams.SyncStreams): deploy, policy and webhook answers
+        self._live: dict[str, dict[str, list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]]] = {}
+        self._live_lock = threading.Lock()
         self._crawl = crawl
         self._server_time = server_time
         self._with_steps = with_steps
@@ -210,10 +242,44 @@ class SecurityControls:
             yield from self._project_records(work.project_slug, work.project is not None, evaluated_at)
         if not evaluate:
             return
-        records = pipeline_records(self._catalogue, self._evidence(consumer, work), evaluated_at)
+        evidence = self._evidence(consumer, work)
+        results = pipeline_results(self._catalogue, evidence)
+        records = pipeline_records(self._catalogue, evidence, evaluated_at, results)
         yield from records
         if rollup:
             yield from project_rollup(records)
+        yield from self._deployment_records(work, results, evaluated_at)
+
+    def _deployment_records(self, work: Any, results: dict[str, ControlResult], evaluated_at: str) -> Iterable[Mapping[str, Any]]:
+        """deployed_version_controlled for each live component version this pipeline deployed."""
+        for version, component, environment in self._live_versions(work.feed.org_slug).get(work.pipeline.get("id"), ()):
+            result = evaluate_deployed_version(self._catalogue, version, component, environment, results)
+            key = f"{component.get('id')}/{environment.get('id')}/{version.get('name')}"
+            yield deployment_record(self._catalogue, result, key, work.project_slug, work.pipeline.get("id"), evaluated_at)
+
+    def _live_versions(self, org_slug: str) -> dict[str, list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]]:
+        """pipeline id -> the live versions it deployed in the organisation, from the deploy answers the
+        deploy streams read (kept: each URL once a sync); built once per organisation."""
+        with self._live_lock:
+            if org_slug in self._live:
+                return self._live[org_slug]
+            by_pipeline: dict[str, list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]] = {}
+            org = self._org(org_slug)
+            if org and self.sources is not None:
+                environments = self.sources.deploy_list(org, "environments") or []
+                for component in self.sources.deploy_list(org, "components") or [] if environments else []:
+                    for environment in environments:
+                        for version in self.sources.component_versions(org, component.get("id"), environment.get("id")) or ():
+                            if version.get("is_live") and version.get("pipeline_id"):
+                                by_pipeline.setdefault(version["pipeline_id"], []).append((version, component, environment))
+            self._live[org_slug] = by_pipeline
+            return by_pipeline
+
+    def _org(self, org_slug: str) -> Optional[dict[str, Any]]:
+        for org in self._crawl.organizations():
+            if org.slug == org_slug and org.id:
+                return {"org_slug": org.slug, "org_id": org.id}
+        return None
 
     def _evidence(self, consumer: Any, work: Any) -> PipelineEvidence:
         terminal = consumer.terminal_workflows_taken(work)
@@ -225,7 +291,16 @@ class SecurityControls:
                 for job in jobs
                 if job.get("job_number") is not None and job.get("type") != "approval"
             }
-        return PipelineEvidence(pipeline=work.pipeline, config=work.config, workflows=work.workflows, jobs=jobs, steps=steps)
+        build_jobs = [job for workflow, job in work.build_jobs(terminal)]
+        return PipelineEvidence(
+            pipeline=work.pipeline,
+            config=work.config,
+            workflows=work.workflows,
+            jobs=jobs,
+            steps=steps,
+            tests=[(job, work.job_tests.get(job["id"])) for job in build_jobs],
+            artifacts=[(job, work.job_artifacts.get(job["id"])) for job in build_jobs],
+        )
 
     def _project_records(self, project_slug: str, readable: bool, evaluated_at: str) -> Iterable[Mapping[str, Any]]:
         org_slug = org_slug_of_project(project_slug)
@@ -238,6 +313,14 @@ class SecurityControls:
         restrictions = {context_id: self._crawl.context_items(context_id, "restrictions") for context_id in ids}
         settings = self._crawl.settings(project_slug) if readable else None
         yield from project_level_records(self._catalogue, project_slug, settings, contexts, env_vars, restrictions, evaluated_at)
+        governance = []
+        org = self._org(org_slug)
+        if org and self.sources is not None:
+            governance.append(evaluate_config_policies(self._catalogue, org_slug, self.sources.policy_settings(org), self.sources.policies(org)))
+        hooks = self.sources.webhooks(project_slug) if readable and self.sources is not None else None
+        governance.append(evaluate_webhooks(self._catalogue, project_slug, hooks))
+        for result in governance:
+            yield _record(self._catalogue, result, scope=PROJECT, project_slug=project_slug, evaluated_at=evaluated_at)
         if not readable:
             reason = (
                 f"the token's account cannot read project {project_slug}: add it to the project's team in CircleCI "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional
 
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor, CursorField, FinalStateCursor
@@ -25,11 +25,15 @@ from airbyte_cdk.sources.types import Record
 
 from source_circleci_ccm.components import skips
 from source_circleci_ccm.components.client import CircleCIClient
+from source_circleci_ccm.components.cursor import KeyedCursor
+from source_circleci_ccm.components.progress import format_time, parse_time
 from source_circleci_ccm.components.crawl import (
     CONFIG,
     END,
+    JOB_ARTIFACTS,
     JOB_DETAILS,
     JOB_STEPS,
+    JOB_TESTS,
     JOBS,
     PROJECT,
     WORKFLOWS,
@@ -66,6 +70,7 @@ class ListStream:
     primary_key: tuple[str, ...]
     parents: Callable[["SyncStreams"], Iterable[Mapping[str, Any]]]
     read: Callable[["SyncStreams", Mapping[str, Any]], Iterable[Mapping[str, Any]]]
+    cursor_field: Optional[str] = None  # incremental, with a KeyedCursor the read consults and advances
 
 
 def _once(sync: "SyncStreams") -> Iterable[Mapping[str, Any]]:
@@ -150,6 +155,189 @@ LIST_STREAMS = (
 )
 
 
+# --- deployment and governance streams (issue 12) --------------------------------------------------------------
+@dataclass(frozen=True)
+class Feature:
+    """An API some plans or project types lack. Its 403/404 skips it for that organisation or project with one
+    warning naming both (every endpoint of the feature shares the subject), and it is not asked again."""
+
+    name: str
+    why: str
+
+    def subject(self, kind: str, owner: str) -> Subject:
+        reason = f"CircleCI answered {{status}}: {self.why}; the sync goes on without it"
+        return Subject(f"{self.name} of {kind}", owner, reasons=((403, reason), (404, reason)), counted_as=f"{self.name} not available")
+
+
+DEPLOYS = Feature("deploys", "deploy tracking is not on this organization's plan, or the token cannot see it")
+POLICIES = Feature("config policies", "config policies are not on this organization's plan, or the token cannot see them")
+GROUPS = Feature("groups", "this organization's groups are not available to the token")
+ORB_ALLOW_LIST = Feature("URL orb allow-list", "this organization has no URL orb allow-list the token can read")
+SCHEDULES = Feature("schedules", "this project's scheduled pipelines are not available to the token")
+WEBHOOKS = Feature("webhooks", "this project's webhooks are not available to the token")
+DEFINITIONS = Feature("pipeline definitions", "pipeline definitions exist for GitHub App and GitLab projects only")
+MESSAGE_LIMIT_BYTES = 4096  # a test's failure message is kept up to this many UTF-8 bytes
+SECRET_FIELDS = frozenset({"signing-secret", "signing_secret", "secret"})  # never emitted, in any form
+
+
+def truncate_message(message: Any) -> tuple[Any, bool]:
+    """(the message cut to MESSAGE_LIMIT_BYTES UTF-8 bytes at a character boundary, whether it was cut)."""
+    if not isinstance(message, str):
+        return message, False
+    raw = message.encode("utf-8")
+    if len(raw) <= MESSAGE_LIMIT_BYTES:
+        return message, False
+    return raw[:MESSAGE_LIMIT_BYTES].decode("utf-8", "ignore"), True
+
+
+def _org(parent: Mapping[str, Any]) -> dict[str, Any]:
+    return {"org_id": parent["org_id"], "org_slug": parent["org_slug"]}
+
+
+def _owner(parent: Mapping[str, Any]) -> dict[str, Any]:
+    return {"owner_id": parent["org_id"], "org_slug": parent["org_slug"]}
+
+
+def _org_items(feature: Feature, path: str, params: Optional[Mapping[str, str]] = None) -> Callable[["SyncStreams", Mapping[str, Any]], Iterable[Mapping[str, Any]]]:
+    def read(sync: "SyncStreams", org: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+        items = sync.feature_list(feature, "organisation", org["org_slug"], path.format(org_id=org["org_id"]), params)
+        return (with_keys(item, **_org(org)) for item in items or ())
+
+    return read
+
+
+def _deploy_items(what: str) -> Callable[["SyncStreams", Mapping[str, Any]], Iterable[Mapping[str, Any]]]:
+    def read(sync: "SyncStreams", org: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+        return (with_keys(item, **_org(org)) for item in sync.deploy_list(org, what) or ())
+
+    return read
+
+
+def _component_versions(sync: "SyncStreams", org: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    """Every version of each component in each environment (the endpoint has no time filter). Incremental: those
+    deployed since the last sync, and those whose `is_live` flipped (the previously live version of a component
+    in an environment turns `false` without its `last_deployed_at` changing), from the live version per
+    component and environment kept in state (size: components x environments, not history)."""
+    cursor = sync.list_cursors.get("deploy_component_versions")
+    previous = cursor.previous(org["org_id"]) if cursor else None
+    previous = previous if isinstance(previous, Mapping) else None
+    since = parse_time(previous.get("last_deployed_at")) if previous else None
+    # No `live` map (a state written by hand): only the date tells what is new.
+    live_before = previous.get("live") if previous else None
+    environments, components = sync.deploy_list(org, "environments"), sync.deploy_list(org, "components")
+    if environments is None or components is None:
+        return
+    newest, live = since, {}
+    for component in components:
+        for environment in environments:
+            for version in sync.component_versions(org, component.get("id"), environment.get("id")) or ():
+                key = f"{component.get('id')}/{version.get('environment_id') or environment.get('id')}"
+                when = parse_time(version.get("last_deployed_at"))
+                is_live = bool(version.get("is_live"))
+                if is_live:
+                    live[key] = version.get("name")
+                if when is not None and (newest is None or when > newest):
+                    newest = when
+                changed = isinstance(live_before, Mapping) and is_live != (live_before.get(key) == version.get("name"))
+                if previous is None or since is None or (when is not None and when > since) or changed:
+                    yield with_keys(version, component_id=component.get("id"), **_org(org))
+    if cursor:
+        cursor.advance(org["org_id"], {"last_deployed_at": format_time(newest), "live": live})
+
+
+def _policy_settings(sync: "SyncStreams", org: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    return [with_keys(body, **_owner(org)) for body in _whole(sync.policy_settings(org))]
+
+
+def _policy_bundles(sync: "SyncStreams", org: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    """The bundle is a map {name: [Policy]}: one record per policy, with its Rego source."""
+    return [with_keys(policy, **_owner(org)) for policy in sync.policies(org) or ()]
+
+
+def _policy_decisions(sync: "SyncStreams", org: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    """Decision logs, newest first, as a bare array paged by `offset`. Incremental by `created_at` through
+    `after` (strictly after): the cursor moves to the newest decision once the org's listing is read whole, so
+    decisions arriving meanwhile (which shift offsets: one may come twice, same id) are never lost."""
+    cursor = sync.list_cursors.get("policy_decisions")
+    after = cursor.previous(org["org_id"]) if cursor else None
+    if sync.is_absent(POLICIES, org["org_slug"]):
+        return
+    path = f"/v2/owner/{org['org_id']}/context/config/decision"
+    params = {"after": after} if isinstance(after, str) and after else {}
+    subject = POLICIES.subject("organisation", org["org_slug"])
+    offset, full, newest = 0, 0, (after, parse_time(after))
+    while True:
+        page = sync.client.get(path, {**params, "offset": str(offset)} if offset else params, subject=subject)
+        if page is None:
+            if offset == 0:
+                sync.mark_absent(POLICIES, org["org_slug"])
+            return  # nothing advanced: the next sync asks again
+        decisions = [d for d in page if isinstance(d, dict)] if isinstance(page, list) else []
+        for decision in decisions:
+            when = parse_time(decision.get("created_at"))
+            if when is not None and (newest[1] is None or when > newest[1]):
+                newest = (decision["created_at"], when)
+            yield with_keys(decision, **_owner(org))
+        full = full or len(decisions)
+        if not decisions or len(decisions) < full:
+            break
+        offset += len(decisions)
+    if cursor and newest[0]:
+        cursor.advance(org["org_id"], newest[0])
+
+
+def _github_app_projects(sync: "SyncStreams") -> Iterable[Mapping[str, Any]]:
+    """Readable projects that may have pipeline definitions: GitHub App ones (`circleci/` slugs); the others
+    answer 404, so they are not asked."""
+    for parent in _readable_projects(sync):
+        project = sync.crawl.project(parent["project_slug"]) or {}
+        if parent["project_slug"].startswith("circleci/") and project.get("id"):
+            yield {"project_slug": parent["project_slug"], "project_id": project["id"]}
+
+
+def _definitions(sync: "SyncStreams", parent: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    return (with_keys(d, project_id=parent["project_id"], project_slug=parent["project_slug"]) for d in sync.definitions(parent) or ())
+
+
+def _definition_parents(sync: "SyncStreams") -> Iterable[Mapping[str, Any]]:
+    for project in _github_app_projects(sync):
+        for definition in sync.definitions(project) or ():
+            if definition.get("id"):
+                yield {**project, "pipeline_definition_id": definition["id"]}
+
+
+def _triggers(sync: "SyncStreams", parent: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    path = f"/v2/projects/{parent['project_id']}/pipeline-definitions/{parent['pipeline_definition_id']}/triggers"
+    items = sync.feature_list(DEFINITIONS, "project", parent["project_slug"], path)
+    return (with_keys(t, pipeline_definition_id=parent["pipeline_definition_id"], project_id=parent["project_id"]) for t in items or ())
+
+
+def _schedules(sync: "SyncStreams", parent: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    slug = parent["project_slug"]
+    return (with_keys(item, project_slug=slug) for item in sync.feature_list(SCHEDULES, "project", slug, f"/v2/project/{slug}/schedule") or ())
+
+
+def _webhooks(sync: "SyncStreams", parent: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    return (with_keys(hook, project_slug=parent["project_slug"]) for hook in sync.webhooks(parent["project_slug"]) or ())
+
+
+GOVERNANCE_STREAMS = (
+    ListStream("deploy_environments", ("id",), _organizations, _deploy_items("environments")),
+    ListStream("deploy_components", ("id",), _organizations, _deploy_items("components")),
+    ListStream("deploy_component_versions", ("component_id", "environment_id", "name"), _organizations, _component_versions, "last_deployed_at"),
+    ListStream("project_schedules", ("id",), _readable_projects, _schedules),
+    ListStream("pipeline_definitions", ("id",), _github_app_projects, _definitions),
+    ListStream("pipeline_triggers", ("id",), _definition_parents, _triggers),
+    ListStream("policy_settings", ("owner_id",), _organizations, _policy_settings),
+    ListStream("policy_bundles", ("owner_id", "name"), _organizations, _policy_bundles),
+    ListStream("policy_decisions", ("id",), _organizations, _policy_decisions, "created_at"),
+    ListStream("org_groups", ("id",), _organizations, _org_items(GROUPS, "/v2/organizations/{org_id}/groups", {"limit": "100"})),
+    ListStream("url_orb_allow_list", ("id",), _organizations, _org_items(ORB_ALLOW_LIST, "/v2/organization/{org_id}/url-orb-allow-list")),
+    ListStream("webhooks", ("id",), _readable_projects, _webhooks),
+)
+LIST_STREAMS = LIST_STREAMS + GOVERNANCE_STREAMS
+
+
 # --- activity streams ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ActivityStream:
@@ -213,6 +401,33 @@ def _job_steps(sync: "SyncStreams", consumer: Consumer, item: Delivered) -> Iter
                 }
 
 
+def _job_keys(work: PipelineWork, workflow: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "job_id": job["id"],
+        "job_number": job["job_number"],
+        "project_slug": work.job_project(workflow, job),
+        "workflow_id": workflow["id"],
+        "pipeline_id": work.pipeline["id"],
+    }
+
+
+def _job_tests(sync: "SyncStreams", consumer: Consumer, item: Delivered) -> Iterable[Mapping[str, Any]]:
+    """Every test of every page, numbered across pages; a failure message over 4 KB is cut, and flagged."""
+    work = item.work
+    for workflow, job in work.build_jobs(consumer.terminal_workflows_taken(work)):
+        for index, test in enumerate(work.job_tests.get(job["id"]) or ()):
+            message, cut = truncate_message(test.get("message"))
+            yield {**test, "message": message, "message_truncated": cut, "test_index": index, **_job_keys(work, workflow, job)}
+
+
+def _job_artifacts(sync: "SyncStreams", consumer: Consumer, item: Delivered) -> Iterable[Mapping[str, Any]]:
+    """Path and node of each artifact; the signed `url` (it grants access) was dropped when fetched."""
+    work = item.work
+    for workflow, job in work.build_jobs(consumer.terminal_workflows_taken(work)):
+        for artifact in work.job_artifacts.get(job["id"]) or ():
+            yield {**{k: v for k, v in artifact.items() if k != "url"}, **_job_keys(work, workflow, job)}
+
+
 def _first_named_users(sync: "SyncStreams", consumer: Consumer) -> Callable[[PipelineWork], Any]:
     """users: the people behind the workflows and jobs emitted in this sync, each read once; a user belongs to
     the first pipeline (in feed order) that names it, so a done pipeline never leaves its user unread."""
@@ -246,12 +461,14 @@ ACTIVITY_STREAMS = (
     ActivityStream("pipeline_configs", ("pipeline_id",), "pipeline_id", frozenset({CONFIG}), False, _pipeline_configs),
     ActivityStream("job_details", ("job_id",), "stopped_at", frozenset({WORKFLOWS, JOBS, JOB_DETAILS}), True, _job_details),
     ActivityStream("job_steps", ("job_id", "step_index"), "job_number", frozenset({WORKFLOWS, JOBS, JOB_STEPS}), True, _job_steps),
+    ActivityStream("job_tests", ("job_id", "test_index"), "job_number", frozenset({WORKFLOWS, JOBS, JOB_TESTS}), True, _job_tests),
+    ActivityStream("job_artifacts", ("job_id", "node_index", "path"), "job_number", frozenset({WORKFLOWS, JOBS, JOB_ARTIFACTS}), True, _job_artifacts),
     ActivityStream("users", ("id",), "id", frozenset({WORKFLOWS, JOBS}), True, _users, _first_named_users),
     ActivityStream(
         "security_controls",
         ("record_id",),
         "evaluated_at",
-        frozenset({WORKFLOWS, JOBS, CONFIG, PROJECT}),
+        frozenset({WORKFLOWS, JOBS, CONFIG, PROJECT, JOB_TESTS, JOB_ARTIFACTS}),
         True,
         lambda sync, consumer, item: sync.security_controls.records(consumer, item),
         lambda sync, consumer: sync.security_controls.planner(consumer),
@@ -363,9 +580,82 @@ class SyncStreams:
     crawl: ActivityCrawl
     security_controls: SecurityControls
     consumers: dict[str, Consumer]  # the selected activity streams' sides of the crawl
+    list_cursors: dict[str, KeyedCursor] = field(default_factory=dict)  # incremental list streams selected so
+    _absent: set[tuple[str, str]] = field(default_factory=set)  # (feature, owner) that answered 403/404
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def identity(self) -> Any:
         return self.client.get("/v2/me", subject=Subject("identity", "of the token"), keep=True)
+
+    # --- features an account may lack: asked until one endpoint says 403/404, then skipped -----------------------
+    def is_absent(self, feature: Feature, owner: str) -> bool:
+        with self._lock:
+            return (feature.name, owner) in self._absent
+
+    def mark_absent(self, feature: Feature, owner: str) -> None:
+        with self._lock:
+            self._absent.add((feature.name, owner))
+
+    def feature_list(
+        self, feature: Feature, kind: str, owner: str, path: str, params: Optional[Mapping[str, str]] = None, keep: bool = False
+    ) -> Optional[list[dict[str, Any]]]:
+        """Every item of a list of `feature`, or None when the account lacks it (one warning per owner)."""
+        if self.is_absent(feature, owner):
+            return None
+        subject = feature.subject(kind, owner)
+        if keep:
+            items = self.client.kept_list(path, params, subject=subject)
+        else:
+            listing = self.client.items(path, params, subject=subject)
+            items = list(listing)
+            items = items if listing.readable else None
+        if items is None:
+            self.mark_absent(feature, owner)
+        return items
+
+    def feature_get(self, feature: Feature, kind: str, owner: str, path: str) -> Any:
+        """One small answer of `feature`, kept for the sync (a stream and a control read it), or None."""
+        if self.is_absent(feature, owner):
+            return None
+        body = self.client.get(path, subject=feature.subject(kind, owner), keep=True)
+        if body is None:
+            self.mark_absent(feature, owner)
+        return body
+
+    # --- answers a stream and a control share (kept: each URL once a sync) ------------------------------------
+    def deploy_list(self, org: Mapping[str, Any], what: str) -> Optional[list[dict[str, Any]]]:
+        """The organisation's deploy `environments` or `components` (page-size is required by the API)."""
+        params = {"org-id": org["org_id"], "page-size": "100"}
+        return self.feature_list(DEPLOYS, "organisation", org["org_slug"], f"/v2/deploy/{what}", params, keep=True)
+
+    def component_versions(self, org: Mapping[str, Any], component_id: Any, environment_id: Any) -> Optional[list[dict[str, Any]]]:
+        path = f"/v2/deploy/components/{component_id}/versions"
+        # Kept only when the security_controls stream also reads them: versions grow with deploy history.
+        keep = self.security_controls.selected
+        return self.feature_list(DEPLOYS, "organisation", org["org_slug"], path, {"environment-id": str(environment_id)}, keep=keep)
+
+    def policy_settings(self, org: Mapping[str, Any]) -> Any:
+        return self.feature_get(POLICIES, "organisation", org["org_slug"], f"/v2/owner/{org['org_id']}/context/config/decision/settings")
+
+    def policies(self, org: Mapping[str, Any]) -> Optional[list[dict[str, Any]]]:
+        """Every policy of the organisation's bundle ({name: [Policy]}), or None when config policies are absent."""
+        body = self.feature_get(POLICIES, "organisation", org["org_slug"], f"/v2/owner/{org['org_id']}/context/config/policy-bundle")
+        if not isinstance(body, Mapping):
+            return None
+        return [p for policies in body.values() if isinstance(policies, list) for p in policies if isinstance(p, dict)]
+
+    def definitions(self, project: Mapping[str, Any]) -> Optional[list[dict[str, Any]]]:
+        path = f"/v2/projects/{project['project_id']}/pipeline-definitions"
+        return self.feature_list(DEFINITIONS, "project", project["project_slug"], path, keep=True)
+
+    def webhooks(self, project_slug: str) -> Optional[list[dict[str, Any]]]:
+        """The project's webhooks, without their signing secret (dropped from every answer handed on)."""
+        project = self.crawl.project(project_slug)
+        if not isinstance(project, Mapping) or not project.get("id"):
+            return None
+        params = {"scope-type": "project", "scope-id": str(project["id"])}
+        hooks = self.feature_list(WEBHOOKS, "project", project_slug, "/v2/webhook", params, keep=True)
+        return None if hooks is None else [{k: v for k, v in hook.items() if k not in SECRET_FIELDS} for hook in hooks]
 
 
 def build_stream(
@@ -383,9 +673,9 @@ def build_stream(
                 name=name,
                 json_schema=lambda name=name: packaged_schema(name),
                 primary_key=list(stream.primary_key),
-                cursor_field=None,
+                cursor_field=CursorField(stream.cursor_field) if stream.cursor_field else None,
                 logger=logger,
-                cursor=FinalStateCursor(name, None, message_repository),
+                cursor=(cursor if stream.cursor_field and cursor else None) or FinalStateCursor(name, None, message_repository),
             )
     activity = next(s for s in ACTIVITY_STREAMS if s.name == name)
     return DefaultStream(
