@@ -51,6 +51,7 @@ class Output:
     records: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     state_messages: list[dict[str, Any]] = field(default_factory=list)
+    stdout: str = ""  # everything printed, for tests that search all output (secret leaks)
 
     def __post_init__(self) -> None:
         for message in self.messages:
@@ -88,10 +89,11 @@ def run_connector(
     *,
     timeout: float = 600,
     env: Optional[dict[str, str]] = None,
+    debug: bool = False,
 ) -> Output:
     """Run `source-circleci-ccm <command>` in a subprocess and parse what it printed."""
     with tempfile.TemporaryDirectory() as folder:
-        args = connector_command() + [command]
+        args = connector_command() + [command] + (["--debug"] if debug else [])
         for flag, value in (("--config", config), ("--catalog", catalog), ("--state", state)):
             if value is not None:
                 path = Path(folder) / f"{flag[2:]}.json"
@@ -106,4 +108,4 @@ def run_connector(
     for line in done.stdout.splitlines():
         if line.startswith("{"):
             messages.append(json.loads(line))
-    return Output(messages=messages, returncode=done.returncode, stderr=done.stderr, seconds=seconds)
+    return Output(messages=messages, returncode=done.returncode, stderr=done.stderr, seconds=seconds, stdout=done.stdout)

@@ -238,10 +238,15 @@ class _Run:
             identity = self.client.identity(attempts=IDENTITY_ATTEMPTS)
         except CircleCIUnavailable as error:
             if error.unreachable:
+                proxy = (
+                    " The proxy set in HTTPS_PROXY / HTTP_PROXY did not answer: check it, or list the host in NO_PROXY."
+                    if error.what == "ProxyError"
+                    else ""
+                )
                 return (
                     f"Cannot reach the CircleCI API at {api_url} ({error.what}, {IDENTITY_ATTEMPTS} attempts). "
                     f"Check api_url (https://circleci.com/api for CircleCI cloud, https://<your-host>/api for "
-                    f"CircleCI server) and that this machine can reach it."
+                    f"CircleCI server) and that this machine can reach it.{proxy}"
                 ), True
             return (
                 f"CircleCI at {api_url} answered GET /v2/me with {error.what}. Check that api_url points at the "

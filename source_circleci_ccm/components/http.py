@@ -25,7 +25,6 @@ class CircleCISession(requests.Session):
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(max_in_flight * 2, 16))
         self.mount("http://", adapter)
         self.mount("https://", adapter)
-        self.max_redirects = 0
         self._slots = threading.BoundedSemaphore(max_in_flight)
         self._timeout = (10.0, timeout_seconds)
         self._lock = threading.Lock()
@@ -72,6 +71,12 @@ class CircleCISession(requests.Session):
             response = super().send(request, **kwargs)
             self._observe(response)
         return response
+
+    def resolve_redirects(self, response: requests.Response, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        """Follows nothing, whoever asks. requests calls this even with allow_redirects=False (to fill
+        `response.next`), so `max_redirects = 0` made every 3xx a TooManyRedirects before the client could
+        refuse it with a message naming both origins; with no redirect ever resolved the client sees the 3xx."""
+        return iter(())
 
     def _wait_for_turn(self) -> None:
         """After a 429 every request waits as CircleCI said; while the quota left would not cover the requests
