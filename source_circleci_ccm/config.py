@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
+from source_circleci_ccm.components.slugs import SHORT_PROVIDER
+
 DEFAULT_API_URL = "https://circleci.com/api"
 DEFAULT_NUM_WORKERS = 8
 MAX_NUM_WORKERS = 32
@@ -18,8 +20,7 @@ _ORG_SLUG = re.compile(r"^(gh|github|bb|bitbucket|circleci)/[^/\s]+$")
 _PROJECT_SLUG = re.compile(r"^(gh|github|bb|bitbucket|circleci)/[^/\s]+/[^/\s]+$")
 # The spec's pattern: a date, or a date and time with an optional UTC offset (RFC 3339).
 _START_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?$")
-_PROVIDER_SHORT = {"github": "gh", "bitbucket": "bb"}
-_TOKEN_SETTINGS = "CircleCI → User Settings → Personal API Tokens"
+TOKEN_SETTINGS = "CircleCI → User Settings → Personal API Tokens"  # where a user creates or regenerates a token
 
 
 class ConfigError(ValueError):
@@ -65,16 +66,16 @@ def _token(value: Any) -> str:
     if value is not None and not isinstance(value, str):
         raise ConfigError(
             f"api_token must be text (the personal API token as CircleCI shows it), not a {type(value).__name__}. "
-            f"Create one under {_TOKEN_SETTINGS} and paste it into the connection."
+            f"Create one under {TOKEN_SETTINGS} and paste it into the connection."
         )
     token = value.strip() if isinstance(value, str) else ""
     if not token:
         raise ConfigError(
-            f"api_token is missing or empty. Create a personal API token under {_TOKEN_SETTINGS} and paste it into the connection."
+            f"api_token is missing or empty. Create a personal API token under {TOKEN_SETTINGS} and paste it into the connection."
         )
     if any(ch.isspace() for ch in token):
         raise ConfigError(
-            f"api_token contains spaces or line breaks inside it, so it cannot be a CircleCI token. Copy it again from {_TOKEN_SETTINGS}."
+            f"api_token contains spaces or line breaks inside it, so it cannot be a CircleCI token. Copy it again from {TOKEN_SETTINGS}."
         )
     return token
 
@@ -144,7 +145,7 @@ def _slug(value: str, pattern: re.Pattern[str], field: str, example: str) -> str
             f"'{example}' (or 'circleci/<organisation-id>/...' for GitHub App and GitLab organisations)."
         )
     provider, rest = slug.split("/", 1)
-    return f"{_PROVIDER_SHORT.get(provider, provider)}/{rest}"
+    return f"{SHORT_PROVIDER.get(provider, provider)}/{rest}"
 
 
 def _start_date(value: Any) -> Optional[str]:

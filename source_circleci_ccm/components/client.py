@@ -26,11 +26,14 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_circleci_ccm.components.http import CircleCISession
 from source_circleci_ccm.components.progress import parse_time
 from source_circleci_ccm.components.skips import SkipReporter, Subject
+from source_circleci_ccm.config import TOKEN_SETTINGS
 
 LOGGER = logging.getLogger("airbyte")
 
-TOKEN_HELP = "Regenerate it under CircleCI → User Settings → Personal API Tokens and update the token in this connection."
-REJECTED_TOKEN = f"CircleCI rejected the API token (401 Unauthorized): it is invalid, expired or deleted. {TOKEN_HELP}"
+REJECTED_TOKEN = (
+    "CircleCI rejected the API token (401 Unauthorized): it is invalid, expired or deleted. Regenerate it under "
+    f"{TOKEN_SETTINGS} and update the token in this connection."
+)
 MAX_RETRIES = 8  # 5xx, resets, timeouts, bodies that are not JSON: 0.5 s doubling, about two minutes in all
 MAX_RATE_LIMITED = 60  # 429s in a row for one request, each waited out as CircleCI says
 SKIPPED_STATUSES = frozenset({400, 403, 404})

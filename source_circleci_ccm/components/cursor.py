@@ -22,7 +22,28 @@ from source_circleci_ccm.components.progress import StreamProgress, Unit
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 
-class ActivityCursor(Cursor):
+class _StateCursor(Cursor):
+    """What both cursors share: they write their stream's state themselves, whatever the records say."""
+
+    stream_name: str
+    _state_manager: ConnectorStateManager
+    _message_repository: MessageRepository
+
+    def observe(self, record: Record) -> None:
+        """State is not derived from record values."""
+
+    def should_be_synced(self, record: Record) -> bool:
+        return True
+
+    def ensure_at_least_one_state_emitted(self) -> None:
+        self._emit_state()
+
+    def _emit_state(self) -> None:
+        self._state_manager.update_state_for_stream(self.stream_name, None, self.state)
+        self._message_repository.emit_message(self._state_manager.create_state_message(self.stream_name, None))
+
+
+class ActivityCursor(_StateCursor):
     def __init__(
         self,
         stream_name: str,
@@ -45,34 +66,25 @@ class ActivityCursor(Cursor):
     def state(self) -> MutableMapping[str, Any]:
         return self.progress.state()
 
-    def observe(self, record: Record) -> None:
-        """Progress is counted in units of work, not records."""
-
     def close_partition(self, partition: Partition) -> None:
-        """The CDK has emitted every record of the partition: its units are done."""
+        """The CDK has emitted every record of the partition: its units are done (progress is counted in
+        units of work, not records)."""
         for unit in units_of(partition):
             self.progress.unit_emitted(unit)
         if time.monotonic() - self._last_checkpoint >= CHECKPOINT_INTERVAL_SECONDS:
             self._emit_state()
 
-    def ensure_at_least_one_state_emitted(self) -> None:
-        self._emit_state()
-
-    def should_be_synced(self, record: Record) -> bool:
-        return True
-
     def _emit_state(self) -> None:
         self._last_checkpoint = time.monotonic()
         self.progress.set_server_time(self._server_time())
-        self._state_manager.update_state_for_stream(self.stream_name, None, self.state)
-        self._message_repository.emit_message(self._state_manager.create_state_message(self.stream_name, None))
+        super()._emit_state()
 
 
 def units_of(partition: Partition) -> Iterable[Unit]:
     return getattr(partition, "units", ())
 
 
-class KeyedCursor(Cursor):
+class KeyedCursor(_StateCursor):
     """The cursor of an incremental list stream (one partition per organisation): its state is one small value
     per key (an organisation), read from the previous state and replaced once that key's partition has been
     read whole, so a sync that fails part-way never moves a key past records it did not emit."""
@@ -107,18 +119,5 @@ class KeyedCursor(Cursor):
         with self._lock:
             return {"keys": dict(self._next)}
 
-    def observe(self, record: Record) -> None:
-        """State is per key, set by the stream once a key is read whole."""
-
     def close_partition(self, partition: Partition) -> None:
         self._emit_state()
-
-    def ensure_at_least_one_state_emitted(self) -> None:
-        self._emit_state()
-
-    def should_be_synced(self, record: Record) -> bool:
-        return True
-
-    def _emit_state(self) -> None:
-        self._state_manager.update_state_for_stream(self.stream_name, None, self.state)
-        self._message_repository.emit_message(self._state_manager.create_state_message(self.stream_name, None))

@@ -8,7 +8,7 @@ segment: `github`, `bitbucket`, or `circleci` for GitHub App/GitLab projects.
 
 from __future__ import annotations
 
-_SHORT_PROVIDER = {"github": "gh", "bitbucket": "bb"}
+SHORT_PROVIDER = {"github": "gh", "bitbucket": "bb"}
 _LONG_PROVIDER = {"gh": "github", "github": "github", "bb": "bitbucket", "bitbucket": "bitbucket", "circleci": "circleci"}
 
 
@@ -35,4 +35,4 @@ def v1_project_path(project_slug: str) -> str:
 def v2_project_slug(path: str) -> str:
     """`github/acme/api` (as the settings and v1.1 endpoints spell it) -> `gh/acme/api`, as everywhere else."""
     provider, org, project = _split(path)
-    return "/".join((_SHORT_PROVIDER.get(provider, provider), org, project))
+    return "/".join((SHORT_PROVIDER.get(provider, provider), org, project))
