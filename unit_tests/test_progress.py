@@ -136,3 +136,10 @@ def test_feed_progress_round_trips_through_state() -> None:
 
     assert FeedProgress.from_state(exact.to_state()) == exact
     assert FeedProgress.from_state(window.to_state()) == window
+
+
+def test_done_units_are_folded_so_a_sync_holds_only_what_is_open() -> None:
+    p = progress()
+    run_units(p, [at(399 - i * 0.01) for i in range(5000)], complete=4000)
+    assert p.units_held() <= 1001  # the 1,000 still open, and the last done one before them
+    assert p.state()["feeds"][FEED]["done"] == [[format_time(at(399 - 3999 * 0.01)), format_time(at(399))]]

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.hooks import default_hooks
+from requests.structures import CaseInsensitiveDict
 
 
 class CircleCISession(requests.Session):
@@ -56,10 +58,13 @@ class CircleCISession(requests.Session):
         return settings
 
     def fetch(self, url: str, headers: Mapping[str, str]) -> requests.Response:
-        """GET `url` (its query already encoded). Session.request would merge cookies, auth, hooks and settings
-        into every request: at thousands of requests a sync that was a tenth of the connector's CPU."""
+        """GET `url`, a well-formed ASCII URL with its query already encoded (the client builds it). The request
+        is put together directly: Session.request and PreparedRequest.prepare would merge cookies, auth, hooks
+        and settings and re-parse the URL on every request, a sixth of the connector's CPU on a full sync."""
         request = requests.PreparedRequest()
-        request.prepare(method="GET", url=url, headers=headers)
+        request.method, request.url, request.body = "GET", url, None
+        request.headers = CaseInsensitiveDict(headers)
+        request.hooks = default_hooks()
         return self.send(request, **self.merge_environment_settings(url, None, None, None, None))
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:

@@ -19,6 +19,7 @@ it changed since. Its size depends on the number of feeds, never on the amount o
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Optional
@@ -123,6 +124,48 @@ class Unit:
     pending: bool = False  # it still had unfinished work: look at it again next sync
     countable: bool = True  # False when a list of it was cut: it must not count as done, so it is read again
     complete: bool = False
+    feed: str = ""
+
+
+@dataclass(eq=False)
+class _FeedUnits:
+    """A feed's units in this sync, newest first: the done ones at the head folded into one interval (and the
+    unfinished pipelines among them), the rest one by one, so memory and the work of writing state grow with
+    what is open, not with history."""
+
+    newest: Optional[float] = None  # `high` of the first folded unit
+    oldest: Optional[float] = None  # `low` of the last folded unit
+    pending: list[float] = field(default_factory=list)  # folded units that still had unfinished work
+    open: "deque[Unit]" = field(default_factory=deque)
+
+    def fold(self) -> None:
+        while len(self.open) > 1 and self.open[0].complete:
+            unit, following = self.open[0], self.open[1]
+            if following.high == unit.low and not following.complete:
+                return  # same timestamp as an unfinished pipeline: the interval must stop above both
+            self.open.popleft()
+            self.newest = unit.high if self.newest is None else self.newest
+            self.oldest = unit.low
+            if unit.pending:
+                self.pending.append(unit.high)
+
+    def done_prefix(self) -> tuple[Optional[float], Optional[float], list[float], bool]:
+        """(newest, oldest, unfinished among them, whether every unit is in it) of the done units at the head."""
+        newest, oldest, pending = self.newest, self.oldest, list(self.pending)
+        units = list(self.open)
+        count = 0
+        for index, unit in enumerate(units):
+            if not unit.complete:
+                break
+            following = units[index + 1] if index + 1 < len(units) else None
+            if following is not None and following.high == unit.low and not following.complete:
+                break
+            newest = unit.high if newest is None else newest
+            oldest = unit.low
+            if unit.pending:
+                pending.append(unit.high)
+            count += 1
+        return newest, oldest, pending, count == len(units)
 
 
 class StreamProgress:
@@ -135,7 +178,7 @@ class StreamProgress:
         self.start = start
         self._lookback_seconds = lookback_seconds
         self._previous = {key: FeedProgress.from_state(value) for key, value in (state.get("feeds") or {}).items()}
-        self._units: dict[str, list[Unit]] = {}
+        self._units: dict[str, _FeedUnits] = {}
         self._finished_feeds: set[str] = set()
         self._all_generated = False
         self._cut: dict[str, float] = {}
@@ -174,13 +217,15 @@ class StreamProgress:
         """Register the next pipeline of a feed (newest first) that this stream will emit."""
         with self._lock:
             unit = Unit(low=created_at, high=created_at, pending=pending, countable=countable)
-            self._units.setdefault(key, []).append(unit)
+            self._units.setdefault(key, _FeedUnits()).open.append(unit)
+            unit.feed = key
             return unit
 
     def unit_emitted(self, unit: Unit) -> None:
         """Every record of the unit has been emitted."""
         with self._lock:
             unit.complete = unit.countable
+            self._units[unit.feed].fold()
 
     def feed_listed(self, key: str, cut_at: Optional[float] = None) -> None:
         """Every unit of the feed has been opened. `cut_at`: the listing stopped part-way there (a rejected
@@ -189,6 +234,11 @@ class StreamProgress:
             self._finished_feeds.add(key)
             if cut_at is not None:
                 self._cut[key] = cut_at
+
+    def units_held(self) -> int:
+        """Units of this sync kept one by one (those not folded into a done interval yet)."""
+        with self._lock:
+            return sum(len(feed.open) for feed in self._units.values())
 
     def all_listed(self) -> None:
         """Every feed of this sync has been listed."""
@@ -210,21 +260,12 @@ class StreamProgress:
 
     def _next_feed(self, key: str) -> tuple[FeedProgress, bool]:
         previous = self.feed(key)
-        units = self._units.get(key, [])
-        completed: list[Unit] = []
-        for index, unit in enumerate(units):
-            if not unit.complete:
-                break
-            following = units[index + 1] if index + 1 < len(units) else None
-            if following is not None and following.high == unit.low and not following.complete:
-                break  # same timestamp as an unfinished pipeline: the interval must stop above both
-            completed.append(unit)
-        all_complete = key in self._finished_feeds and len(completed) == len(units)
+        newest, oldest, pending, every_unit = self._units.get(key, _FeedUnits()).done_prefix()
+        all_complete = key in self._finished_feeds and every_unit
         done = list(previous.done)
-        if completed:
-            low = max(self.floor(key), self._cut.get(key, _BEGINNING)) if all_complete else completed[-1].low
-            done.append([low, completed[0].high])
-        pending = [unit.high for unit in completed if unit.pending]
+        if newest is not None and oldest is not None:
+            low = max(self.floor(key), self._cut.get(key, _BEGINNING)) if all_complete else oldest
+            done.append([low, newest])
         if self._server_time is not None:
             horizon = self._server_time - self._lookback_seconds
             pending = [value for value in pending if value >= horizon]
