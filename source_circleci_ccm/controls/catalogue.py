@@ -7,6 +7,7 @@ from typing import Any
 
 import yaml
 
+from .results import ControlResult
 from .knowledge import KnowledgeBase, load_knowledge_base
 from .patterns import Pattern, compile_pattern
 
@@ -74,6 +75,12 @@ class Catalogue:
 
     def pipeline_controls(self) -> list[str]:
         return [c.id for c in self.controls.values() if c.scope == "pipeline" and not c.internal]
+
+    def result(self, control: str, status: str, evidence: Any = None, reason: str = "") -> ControlResult:
+        """A control's result, with its title, framework ids and this catalogue's version."""
+        return ControlResult(control=control, status=status, evidence=list(evidence or []), reason=reason,
+                             title=self.controls[control].title, frameworks=self.frameworks(control),
+                             catalogue_version=self.version)
 
 
 def _compile(rule_id: str, name: str, value: Any) -> Pattern | None:

@@ -11,11 +11,6 @@ from .safe_yaml import Unparseable, parse_config
 STEP_CONTROLS = SCAN_CONTROLS + ("automated_tests",)
 
 
-def _result(catalogue: Catalogue, control: str, status: str, ev=None, reason: str = "") -> ControlResult:
-    c = catalogue.controls[control]
-    return ControlResult(control=control, status=status, evidence=list(ev or []), reason=reason,
-                         title=c.title, frameworks=catalogue.frameworks(control),
-                         catalogue_version=catalogue.version)
 
 
 def _job_matches(catalogue: Catalogue, wj: WorkflowJob) -> dict[str, list[dict]]:
@@ -121,18 +116,18 @@ class _Analysis:
 def _step_control(analysis: _Analysis, control: str) -> ControlResult:
     ev = [e for wj in analysis.model.invoked_jobs() for e in analysis.of(wj, control)]
     if ev:
-        return _result(analysis.catalogue, control, PASS, _strip(ev))
+        return analysis.catalogue.result(control, PASS, _strip(ev))
     if analysis.model.setup:
-        return _result(analysis.catalogue, control, UNKNOWN, reason="setup (dynamic) config: the continuation config that runs the jobs is not visible")
+        return analysis.catalogue.result(control, UNKNOWN, reason="setup (dynamic) config: the continuation config that runs the jobs is not visible")
     if analysis.model.truncated:
-        return _result(analysis.catalogue, control, UNKNOWN, reason=analysis.model.truncated)
+        return analysis.catalogue.result(control, UNKNOWN, reason=analysis.model.truncated)
     named = _named_opaque_step(analysis, control)
     if named is not None:
-        return _result(analysis.catalogue, control, UNKNOWN, [named],
+        return analysis.catalogue.result(control, UNKNOWN, [named],
                        reason=f"step {named['step']!r} of job {named['job']!r} is named as this control but runs "
                               f"{named['matched']!r}, which the configuration does not show: check what it runs, "
                               "or add a custom rule for it")
-    return _result(analysis.catalogue, control, FAIL, reason="no invoked job matches any rule for this control")
+    return analysis.catalogue.result(control, FAIL, reason="no invoked job matches any rule for this control")
 
 
 def _named_opaque_step(analysis: _Analysis, control: str) -> dict | None:
@@ -165,15 +160,15 @@ def _approval(analysis: _Analysis, deploys) -> ControlResult:
                                matched=f"{gate.name} (type: approval) -> {dj.name}", workflow=wf.name,
                                approval_job=gate.name))
     if ev:
-        return _result(cat, control, PASS, ev)
+        return cat.result(control, PASS, ev)
     names = ", ".join(sorted({dj.name for _, dj in deploys}))[:200]
-    return _result(cat, control, FAIL, reason=f"no type: approval job on the requires path of any deploy job ({names})")
+    return cat.result(control, FAIL, reason=f"no type: approval job on the requires path of any deploy job ({names})")
 
 
 def _no_deploy(analysis: _Analysis, control: str) -> ControlResult:
     if analysis.model.setup:
-        return _result(analysis.catalogue, control, UNKNOWN, reason="setup (dynamic) config: deploy jobs are not visible")
-    return _result(analysis.catalogue, control, NOT_APPLICABLE, reason="no deploy job found")
+        return analysis.catalogue.result(control, UNKNOWN, reason="setup (dynamic) config: deploy jobs are not visible")
+    return analysis.catalogue.result(control, NOT_APPLICABLE, reason="no deploy job found")
 
 
 def _every_deploy(analysis: _Analysis, deploys, control: str, needed: tuple[str, ...], what: str) -> ControlResult:
@@ -187,9 +182,9 @@ def _every_deploy(analysis: _Analysis, deploys, control: str, needed: tuple[str,
         else:
             missing.append(f"{wf.name}/{dj.name}")
     if missing:
-        return _result(analysis.catalogue, control, FAIL, ev,
+        return analysis.catalogue.result(control, FAIL, ev,
                        reason=f"deploy job(s) without {what} before them: {', '.join(missing)}"[:300])
-    return _result(analysis.catalogue, control, PASS, ev)
+    return analysis.catalogue.result(control, PASS, ev)
 
 
 def deploy_evidence(analysis: _Analysis) -> list[dict]:
@@ -222,17 +217,17 @@ def evaluate_config(config_text: str, catalogue: Catalogue, *, executed_jobs: li
     """
     parsed = parse_config(config_text)
     if isinstance(parsed, Unparseable):
-        out = {c: _result(catalogue, c, UNKNOWN, reason=f"config could not be parsed: {parsed.reason}")
+        out = {c: catalogue.result(c, UNKNOWN, reason=f"config could not be parsed: {parsed.reason}")
                for c in _pipeline_controls(catalogue)}
         if include_deploy:
-            out[DEPLOY] = _result(catalogue, DEPLOY, UNKNOWN, reason=parsed.reason)
+            out[DEPLOY] = catalogue.result(DEPLOY, UNKNOWN, reason=parsed.reason)
         return out
     model = build_model(parsed.data)
     results, deploy_ev = evaluate_model(catalogue, model)
     if executed_jobs is not None:
         apply_execution(results, executed_jobs, executed_steps or {})
     if include_deploy:
-        results[DEPLOY] = _result(catalogue, DEPLOY, PASS if deploy_ev else NOT_APPLICABLE, deploy_ev,
+        results[DEPLOY] = catalogue.result(DEPLOY, PASS if deploy_ev else NOT_APPLICABLE, deploy_ev,
                                   reason="" if deploy_ev else "no deploy job found")
     return {c: results[c] for c in _pipeline_controls(catalogue) if c in results} | (
         {DEPLOY: results[DEPLOY]} if include_deploy else {})

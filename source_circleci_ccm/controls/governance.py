@@ -21,10 +21,6 @@ SBOM_ARTIFACT = re.compile(r"(\.cdx|\.spdx|[._/-]sbom|\bbom)\.(json|xml)$|\.spdx
 MAX_NAMED = 10
 
 
-def _result(cat: Catalogue, control: str, status: str, ev=None, reason: str = "") -> ControlResult:
-    c = cat.controls[control]
-    return ControlResult(control=control, status=status, evidence=list(ev or []), reason=reason, title=c.title,
-                         frameworks=cat.frameworks(control), catalogue_version=cat.version)
 
 
 def evaluate_tests(cat: Catalogue, jobs: list[tuple[Mapping[str, Any], Optional[list[Mapping[str, Any]]]]],
@@ -32,7 +28,7 @@ def evaluate_tests(cat: Catalogue, jobs: list[tuple[Mapping[str, Any], Optional[
     """`jobs`: (build job, its test metadata or None when CircleCI did not serve it) of the finished workflows."""
     control = "tests_passed"
     if not finished:
-        return _result(cat, control, UNKNOWN, reason="the pipeline has not finished: its tests are judged once it has")
+        return cat.result(control, UNKNOWN, reason="the pipeline has not finished: its tests are judged once it has")
     ran, failed, ev = 0, [], []
     for job, tests in jobs:
         if not tests:
@@ -45,16 +41,16 @@ def evaluate_tests(cat: Catalogue, jobs: list[tuple[Mapping[str, Any], Optional[
                            matched=f"{len(run)} test(s) ran, {len(failures)} failed", job_number=job.get("job_number"),
                            tests=len(tests), failed=len(failures)))
     if not ev:
-        return _result(cat, control, UNKNOWN, reason="no build job of the pipeline stored test metadata (store_test_results), "
+        return cat.result(control, UNKNOWN, reason="no build job of the pipeline stored test metadata (store_test_results), "
                                                      "so whether tests ran and passed is not known")
     if failed:
         names = ", ".join(f"{t.get('classname') or ''}{'.' if t.get('classname') else ''}{t.get('name')} ({j.get('name')})"
                           for j, t in failed[:MAX_NAMED])
         more = f" and {len(failed) - MAX_NAMED} more" if len(failed) > MAX_NAMED else ""
-        return _result(cat, control, FAIL, ev, reason=trim(f"{len(failed)} test(s) failed: {names}{more}", 300) or "")
+        return cat.result(control, FAIL, ev, reason=trim(f"{len(failed)} test(s) failed: {names}{more}", 300) or "")
     if ran == 0:
-        return _result(cat, control, FAIL, ev, reason="test metadata was stored but every test was skipped: no test ran")
-    return _result(cat, control, PASS, ev)
+        return cat.result(control, FAIL, ev, reason="test metadata was stored but every test was skipped: no test ran")
+    return cat.result(control, PASS, ev)
 
 
 def evaluate_sbom(cat: Catalogue, config_text: Optional[str],
@@ -77,10 +73,10 @@ def evaluate_sbom(cat: Catalogue, config_text: Optional[str],
             ev.append(evidence(f"config.line.{number}", rule_id="config.sbom-tool", matched=line.strip()))
             break
     if ev:
-        return _result(cat, control, PASS, ev)
+        return cat.result(control, PASS, ev)
     if config_text is None and all(items is None for _, items in artifacts):
-        return _result(cat, control, UNKNOWN, reason="neither the pipeline's configuration nor its artifacts could be read")
-    return _result(cat, control, FAIL, reason="no SBOM tool runs in the configuration and no artifact is an SBOM")
+        return cat.result(control, UNKNOWN, reason="neither the pipeline's configuration nor its artifacts could be read")
+    return cat.result(control, FAIL, reason="no SBOM tool runs in the configuration and no artifact is an SBOM")
 
 
 def evaluate_deployed_version(cat: Catalogue, version: Mapping[str, Any], component: Mapping[str, Any],
@@ -98,17 +94,17 @@ def evaluate_deployed_version(cat: Catalogue, version: Mapping[str, Any], compon
                    last_deployed_at=version.get("last_deployed_at"), **{f"pipeline_{k}": v for k, v in statuses.items()})]
     failed = [name for name, status in statuses.items() if status == FAIL]
     if failed:
-        return _result(cat, control, FAIL, ev, reason=f"the deploying pipeline failed {', '.join(failed)}")
+        return cat.result(control, FAIL, ev, reason=f"the deploying pipeline failed {', '.join(failed)}")
     if all(status == PASS for status in statuses.values()):
-        return _result(cat, control, PASS, ev)
+        return cat.result(control, PASS, ev)
     open_ = ", ".join(f"{name} is {status}" for name, status in statuses.items() if status != PASS)
-    return _result(cat, control, UNKNOWN, ev, reason=f"the deploying pipeline's controls are not all known: {open_}")
+    return cat.result(control, UNKNOWN, ev, reason=f"the deploying pipeline's controls are not all known: {open_}")
 
 
 def evaluate_config_policies(cat: Catalogue, org_slug: str, settings: Any, policies: Optional[list[Mapping[str, Any]]]) -> ControlResult:
     control = "config_policies_enforced"
     if not isinstance(settings, Mapping) or policies is None:
-        return _result(cat, control, UNKNOWN, reason=f"CircleCI did not serve the config policies of {org_slug} (403/404): "
+        return cat.result(control, UNKNOWN, reason=f"CircleCI did not serve the config policies of {org_slug} (403/404): "
                                                      "config policies are not on the organization's plan, or the token "
                                                      "cannot read them")
     names = sorted({str(p.get("name")) for p in policies if p.get("name")})
@@ -116,19 +112,19 @@ def evaluate_config_policies(cat: Catalogue, org_slug: str, settings: Any, polic
                    matched=f"decisions enabled: {str(settings.get('enabled')).lower()}, {len(names)} policy(ies)",
                    enabled=settings.get("enabled"), policies=names)]
     if settings.get("enabled") is not True:
-        return _result(cat, control, FAIL, ev, reason="config policy decisions are not enabled for the organization")
+        return cat.result(control, FAIL, ev, reason="config policy decisions are not enabled for the organization")
     if not names:
-        return _result(cat, control, FAIL, ev, reason="config policy decisions are enabled but the bundle holds no policy")
-    return _result(cat, control, PASS, ev)
+        return cat.result(control, FAIL, ev, reason="config policy decisions are enabled but the bundle holds no policy")
+    return cat.result(control, PASS, ev)
 
 
 def evaluate_webhooks(cat: Catalogue, project_slug: str, hooks: Optional[Iterable[Mapping[str, Any]]]) -> ControlResult:
     control = "webhooks_verify_tls"
     if hooks is None:
-        return _result(cat, control, UNKNOWN, reason=f"CircleCI did not serve the webhooks of {project_slug}")
+        return cat.result(control, UNKNOWN, reason=f"CircleCI did not serve the webhooks of {project_slug}")
     hooks = list(hooks)
     if not hooks:
-        return _result(cat, control, NOT_APPLICABLE, reason="the project has no webhook")
+        return cat.result(control, NOT_APPLICABLE, reason="the project has no webhook")
     ev, bad = [], []
     for hook in hooks:
         url = str(hook.get("url") or "")
@@ -140,5 +136,5 @@ def evaluate_webhooks(cat: Catalogue, project_slug: str, hooks: Optional[Iterabl
             why = " and ".join(w for w, ok in (("not https", https), ("does not verify TLS", verify)) if not ok)
             bad.append(f"{hook.get('name') or hook.get('id')} ({why})")
     if bad:
-        return _result(cat, control, FAIL, ev, reason=trim("webhooks without a verified https receiver: " + ", ".join(bad), 300) or "")
-    return _result(cat, control, PASS, ev)
+        return cat.result(control, FAIL, ev, reason=trim("webhooks without a verified https receiver: " + ", ".join(bad), 300) or "")
+    return cat.result(control, PASS, ev)

@@ -4,22 +4,11 @@ from __future__ import annotations
 from .catalogue import Catalogue, load_catalogue
 from .results import FAIL, NOT_APPLICABLE, PASS, UNKNOWN, ControlResult, evidence
 
-_CATALOGUE: Catalogue | None = None
-
-
 def _catalogue(catalogue: Catalogue | None) -> Catalogue:
-    global _CATALOGUE
-    if catalogue is not None:
-        return catalogue
-    if _CATALOGUE is None:
-        _CATALOGUE = load_catalogue()
-    return _CATALOGUE
+    """The given catalogue, or the packaged one (callers that evaluate many projects pass theirs)."""
+    return catalogue if catalogue is not None else load_catalogue()
 
 
-def _result(cat: Catalogue, control: str, status: str, ev=None, reason="") -> ControlResult:
-    return ControlResult(control=control, status=status, evidence=list(ev or []), reason=reason,
-                         title=cat.controls[control].title, frameworks=cat.frameworks(control),
-                         catalogue_version=cat.version)
 
 
 def evaluate_project_settings(advanced: dict | None, catalogue: Catalogue | None = None) -> dict[str, ControlResult]:
@@ -29,15 +18,15 @@ def evaluate_project_settings(advanced: dict | None, catalogue: Catalogue | None
     if isinstance(advanced, dict) and isinstance(advanced.get("advanced"), dict):
         advanced = advanced["advanced"]
     if not isinstance(advanced, dict) or "forks_receive_secret_env_vars" not in advanced:
-        return {control: _result(cat, control, UNKNOWN, reason="project settings not available")}
+        return {control: cat.result(control, UNKNOWN, reason="project settings not available")}
     value = advanced["forks_receive_secret_env_vars"]
     ev = [evidence("project.settings.advanced.forks_receive_secret_env_vars", rule_id="settings.forks-no-secrets",
                    matched=f"forks_receive_secret_env_vars: {str(value).lower()}")]
     if value is False:
-        return {control: _result(cat, control, PASS, ev)}
+        return {control: cat.result(control, PASS, ev)}
     if value is True:
-        return {control: _result(cat, control, FAIL, ev, reason="fork pull requests receive secret env vars")}
-    return {control: _result(cat, control, UNKNOWN, ev, reason=f"unexpected value {value!r}")}
+        return {control: cat.result(control, FAIL, ev, reason="fork pull requests receive secret env vars")}
+    return {control: cat.result(control, UNKNOWN, ev, reason=f"unexpected value {value!r}")}
 
 
 def evaluate_contexts(contexts: list[dict] | None, env_vars_by_context: dict[str, list] | None,
@@ -47,7 +36,7 @@ def evaluate_contexts(contexts: list[dict] | None, env_vars_by_context: dict[str
     cat = _catalogue(catalogue)
     control = "contexts_restricted"
     if contexts is None:
-        return {control: _result(cat, control, UNKNOWN, reason="contexts not available")}
+        return {control: cat.result(control, UNKNOWN, reason="contexts not available")}
     env_vars_by_context = env_vars_by_context or {}
     restrictions_by_context = restrictions_by_context or {}
     ev, unrestricted, holding = [], [], 0
@@ -62,7 +51,7 @@ def evaluate_contexts(contexts: list[dict] | None, env_vars_by_context: dict[str
         holding += 1
         restrictions = restrictions_by_context.get(cid, restrictions_by_context.get(name))
         if restrictions is None:
-            return {control: _result(cat, control, UNKNOWN,
+            return {control: cat.result(control, UNKNOWN,
                                      reason=f"restrictions of context {name} not available")}
         kinds = sorted({str(r.get("restriction_type", "?")) for r in restrictions if isinstance(r, dict)})
         ev.append(evidence(f"contexts.{name}", rule_id="contexts.restricted",
@@ -71,8 +60,8 @@ def evaluate_contexts(contexts: list[dict] | None, env_vars_by_context: dict[str
         if not restrictions:
             unrestricted.append(name)
     if holding == 0:
-        return {control: _result(cat, control, NOT_APPLICABLE, reason="no context holds variables")}
+        return {control: cat.result(control, NOT_APPLICABLE, reason="no context holds variables")}
     if unrestricted:
-        return {control: _result(cat, control, FAIL, ev,
+        return {control: cat.result(control, FAIL, ev,
                                  reason=f"contexts with variables but no restriction: {', '.join(unrestricted)}")}
-    return {control: _result(cat, control, PASS, ev)}
+    return {control: cat.result(control, PASS, ev)}
