@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 from urllib.parse import unquote
 

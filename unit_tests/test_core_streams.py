@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
 
-import pytest
-import requests_mock
 
 from unit_tests.builders import (
     CircleCI,
@@ -18,12 +15,6 @@ from unit_tests.builders import (
     records_of,
     workflow,
 )
-
-
-@pytest.fixture
-def circleci() -> Iterator[CircleCI]:
-    with requests_mock.Mocker(case_sensitive=True) as mocker:
-        yield CircleCI(mocker)
 
 
 def test_pipelines_are_read_over_every_page_of_every_organisation(circleci: CircleCI) -> None:

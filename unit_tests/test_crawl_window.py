@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
-import pytest
-import requests_mock
 
 from source_circleci_ccm.components.client import CircleCIClient
 from source_circleci_ccm.components.crawl import END, WORKFLOWS, ActivityCrawl, Consumer, Delivered
@@ -16,12 +13,6 @@ from source_circleci_ccm.config import normalize_config
 from unit_tests.builders import API, TOKEN, CircleCI, config, organization, pipeline, workflow
 
 WINDOW = 8
-
-
-@pytest.fixture
-def circleci() -> Iterator[CircleCI]:
-    with requests_mock.Mocker(case_sensitive=True) as mocker:
-        yield CircleCI(mocker)
 
 
 def _crawl(consumer: Consumer) -> ActivityCrawl:
@@ -40,13 +31,23 @@ def _wait_for(condition, seconds: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def test_the_crawl_fetches_no_more_than_its_window_until_a_stream_reads_what_it_holds(circleci: CircleCI) -> None:
+def _feed_of(circleci: CircleCI, count: int) -> list[dict]:
+    """An organisation whose feed lists `count` pipelines, each with one workflow."""
     circleci.collaborations(organization("gh/acme"))
-    pipelines = [pipeline(minutes_ago=i) for i in range(5 * WINDOW)]
+    pipelines = [pipeline(minutes_ago=i) for i in range(count)]
     circleci.pages("/v2/pipeline", pipelines, {"org-slug": "gh/acme"})
     for p in pipelines:
         circleci.pages(f"/v2/pipeline/{p['id']}/workflow", [workflow(p)])
-    consumer = Consumer("workflows", StreamProgress(None, start=None, lookback_seconds=86400), frozenset({WORKFLOWS}), True)
+    return pipelines
+
+
+def _workflows_consumer() -> Consumer:
+    return Consumer("workflows", StreamProgress(None, start=None, lookback_seconds=86400), frozenset({WORKFLOWS}), True)
+
+
+def test_the_crawl_fetches_no_more_than_its_window_until_a_stream_reads_what_it_holds(circleci: CircleCI) -> None:
+    pipelines = _feed_of(circleci, 5 * WINDOW)
+    consumer = _workflows_consumer()
     crawl = _crawl(consumer)
 
     crawl.start()
@@ -67,12 +68,8 @@ def test_the_crawl_fetches_no_more_than_its_window_until_a_stream_reads_what_it_
 
 
 def test_a_stream_that_stops_reading_lets_go_of_what_it_held(circleci: CircleCI) -> None:
-    circleci.collaborations(organization("gh/acme"))
-    pipelines = [pipeline(minutes_ago=i) for i in range(3 * WINDOW)]
-    circleci.pages("/v2/pipeline", pipelines, {"org-slug": "gh/acme"})
-    for p in pipelines:
-        circleci.pages(f"/v2/pipeline/{p['id']}/workflow", [workflow(p)])
-    consumer = Consumer("workflows", StreamProgress(None, start=None, lookback_seconds=86400), frozenset({WORKFLOWS}), True)
+    _feed_of(circleci, 3 * WINDOW)
+    consumer = _workflows_consumer()
     crawl = _crawl(consumer)
 
     crawl.start()

@@ -4,10 +4,7 @@ requests-mock CircleCI: what each reads, what it never asks for, and the records
 
 from __future__ import annotations
 
-from typing import Iterator
 
-import pytest
-import requests_mock
 
 from unit_tests.builders import (
     API,
@@ -35,12 +32,6 @@ from unit_tests.builders import (
     v1_build,
     workflow,
 )
-
-
-@pytest.fixture
-def circleci() -> Iterator[CircleCI]:
-    with requests_mock.Mocker(case_sensitive=True) as mocker:
-        yield CircleCI(mocker)
 
 
 def _warnings(output) -> list[str]:

@@ -8,10 +8,9 @@ records are compared with those keys removed: a destination reads an absent key 
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-import requests_mock
 
 from source_circleci_ccm.components.validation import SchemaCheck
 from unit_tests.builders import CircleCI, as_json, context, job, organization, pipeline, read_streams, records_of, workflow
@@ -22,12 +21,6 @@ UNICODE = "déploiement 🚀 生产环境 — Ærøskøbing ‮rtl‬ e\u0301 \u
 
 def _without_nulls(record: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in record.items() if value is not None}
-
-
-@pytest.fixture
-def circleci() -> Iterator[CircleCI]:
-    with requests_mock.Mocker(case_sensitive=True) as mocker:
-        yield CircleCI(mocker)
 
 
 def _odd_activity(circleci: CircleCI) -> dict[str, list[dict[str, Any]]]:

@@ -2,7 +2,6 @@
 import datetime as dt
 
 import pytest
-import requests
 
 from circleci_simulator import Simulator, SimulatorSettings
 from circleci_simulator.governance import MESSAGE_LIMIT_BYTES, truncate_message
