@@ -432,24 +432,26 @@ class ActivityCrawl:
             jobs = self._read_list(work, f"/v2/workflow/{workflow_id}/job", Subject("workflow", workflow_id))
             if jobs is not None:
                 work.jobs[workflow_id] = jobs
-        details = {j["id"]: (w, j) for c in takers if JOB_DETAILS in c.needs for w, j in work.build_jobs(c.terminal_workflows_taken(work))}
-        steps = {j["id"]: (w, j) for c in takers if JOB_STEPS in c.needs for w, j in work.build_jobs(c.terminal_workflows_taken(work))}
-        for job_id, (workflow, job) in details.items():
-            project = work.job_project(workflow, job)
-            if project:
-                work.job_details[job_id] = self._client.get(f"/v2/project/{project}/job/{job['job_number']}", subject=skips.project(project))
-        for need, kept in ((JOB_TESTS, work.job_tests), (JOB_ARTIFACTS, work.job_artifacts)):
+        for need, answers, fetch in (
+            (JOB_DETAILS, work.job_details, self._job_details),
+            (JOB_STEPS, work.job_steps, self._job_steps),
+            (JOB_TESTS, work.job_tests, lambda project, number: self._job_list(project, number, JOB_TESTS)),
+            (JOB_ARTIFACTS, work.job_artifacts, lambda project, number: self._job_list(project, number, JOB_ARTIFACTS)),
+        ):
+            # Each build job once, whichever streams want it: those of the workflows they take.
             wanted = {j["id"]: (w, j) for c in takers if need in c.needs for w, j in work.build_jobs(c.terminal_workflows_taken(work))}
             for job_id, (workflow, job) in wanted.items():
                 project = work.job_project(workflow, job)
                 if project:
-                    kept[job_id] = self._job_list(project, job["job_number"], need)
-        for job_id, (workflow, job) in steps.items():
-            project = work.job_project(workflow, job)
-            if project:
-                body = self._client.get(f"/v1.1/project/{v1_project_path(project)}/{job['job_number']}", subject=Subject("job steps of", f"{project}/{job['job_number']}"))
-                work.job_steps[job_id] = body.get("steps") if isinstance(body, dict) else None
+                    answers[job_id] = fetch(project, job["job_number"])
         return work
+
+    def _job_details(self, project: str, number: Any) -> Any:
+        return self._client.get(f"/v2/project/{project}/job/{number}", subject=skips.project(project))
+
+    def _job_steps(self, project: str, number: Any) -> Optional[list[Any]]:
+        body = self._client.get(f"/v1.1/project/{v1_project_path(project)}/{number}", subject=Subject("job steps of", f"{project}/{number}"))
+        return body.get("steps") if isinstance(body, dict) else None
 
     def _job_list(self, project: str, number: Any, need: str) -> Optional[list[dict[str, Any]]]:
         """Every page of a build job's `tests` or `artifacts`; None when CircleCI does not serve it (404: aged
