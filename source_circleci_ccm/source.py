@@ -193,7 +193,7 @@ class _Run:
                 cursor = self._cursor(stream.name, configured[stream.name].sync_mode == SyncMode.incremental)
                 self._cursors[stream.name] = cursor
                 needs = stream.needs | ({"job_steps"} if stream.name == "security_controls" and "job_steps" in configured else frozenset())
-                consumers[stream.name] = Consumer(stream.name, cursor.progress, needs, stream.revisits)
+                consumers[stream.name] = Consumer(stream.name, cursor.progress, needs, stream.revisits, whole_pipeline=stream.whole_pipeline)
         self.crawl = ActivityCrawl(
             self.client, config, list(consumers.values()), discover_projects=bool(PROJECT_STREAMS & set(configured)), workers=workers
         )

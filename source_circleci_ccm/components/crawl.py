@@ -120,11 +120,13 @@ class Consumer:
         needs: frozenset[str],
         revisits: bool,
         plan: Optional[Callable[[PipelineWork], Any]] = None,
+        whole_pipeline: bool = False,
     ) -> None:
         self.name = name
         self.progress = progress
         self.needs = needs
         self.revisits = revisits  # it looks again at pipelines that were unfinished (workflows may finish)
+        self.whole_pipeline = whole_pipeline  # it judges a pipeline on all its finished workflows once one changed
         # Decisions that depend on feed order (the first pipeline naming a user, the newest one on the default
         # branch): taken when the work is handed over, in feed order, and read with it.
         self.plan = plan or (lambda work: None)
@@ -152,7 +154,7 @@ class Consumer:
         """Workflows whose jobs this stream reads: those that reached a terminal state since the last sync."""
         if JOBS not in self.needs:
             return []
-        if self.name == "security_controls":  # it judges a pipeline on all of it once something changed
+        if self.whole_pipeline:
             changed = work.is_new.get(self.name) or bool(self.changed_workflows(work))
             return [w for w in work.workflows or [] if is_terminal(w)] if changed else []
         return [w for w in self.changed_workflows(work) if is_terminal(w)]

@@ -352,6 +352,7 @@ class ActivityStream:
     revisits: bool  # looks again at pipelines that were unfinished, since their workflows may finish
     records: Callable[["SyncStreams", Consumer, Delivered], Iterable[Mapping[str, Any]]]
     planner: Optional[Callable[["SyncStreams", Consumer], Callable[[PipelineWork], Any]]] = None
+    whole_pipeline: bool = False  # judges a pipeline on all its finished workflows once one of them changed
 
 
 def _pipelines(sync: "SyncStreams", consumer: Consumer, item: Delivered) -> Iterable[Mapping[str, Any]]:
@@ -472,6 +473,7 @@ ACTIVITY_STREAMS = (
         True,
         lambda sync, consumer, item: sync.security_controls.records(consumer, item),
         lambda sync, consumer: sync.security_controls.planner(consumer),
+        whole_pipeline=True,
     ),
 )
 STREAM_NAMES = tuple(s.name for s in LIST_STREAMS) + tuple(s.name for s in ACTIVITY_STREAMS)
