@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -149,6 +150,19 @@ def full(request: pytest.FixtureRequest) -> FullSync:
     with Simulator(SimulatorSettings.preset(request.param)) as sim:
         out = full_sync(sim)
         return FullSync(truth=sim.truth(), out=out, fetched=paths(sim))
+
+
+# --------------------------------------------------------------------------- memory: a bounded window
+WINDOW_LINE = re.compile(r"The crawl held at most (\d+) pipelines' answers at once \(window (\d+)\)")
+
+
+def test_the_crawl_never_holds_more_than_its_window_whatever_the_history(full: FullSync) -> None:
+    """The crawl's own count of pipelines held at once, reported at the end of every sync: at most the window,
+    on the tiny and on the small organisation alike (unit_tests/test_crawl_window.py proves it waits there)."""
+    reports = [WINDOW_LINE.search(line) for line in full.out.logs("INFO")]
+    held, window = next((int(m.group(1)), int(m.group(2))) for m in reports if m)
+    assert 0 < held <= window
+    assert window == 64
 
 
 # --------------------------------------------------------------------------- full sync: every URL once, no more
