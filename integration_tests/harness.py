@@ -109,3 +109,31 @@ def run_connector(
         if line.startswith("{"):
             messages.append(json.loads(line))
     return Output(messages=messages, returncode=done.returncode, stderr=done.stderr, seconds=seconds, stdout=done.stdout)
+
+
+@dataclass
+class TwoSyncs:
+    """A full sync, then (after new pipelines and every running workflow finished) a sync from its state: what
+    each emitted, what the simulator held before and after, and the requests of each."""
+
+    truth: dict[str, Any]
+    full: Output
+    full_requests: list[dict[str, Any]]
+    truth_after: dict[str, Any]
+    repeat: Output
+    repeat_requests: list[dict[str, Any]]
+
+
+def sync_twice(sim: Any, streams: Iterable[str], repeat_streams: Optional[Iterable[str]] = None) -> TwoSyncs:
+    """`sim` is a running circleci_simulator.Simulator; the repeat reads `repeat_streams` (default: the same)."""
+    config = {"api_token": sim.token, "api_url": sim.base_url}
+    truth = sim.truth()
+    sim.reset_request_log()
+    full = run_connector("read", config, catalog(streams))
+    full_requests = sim.request_log()
+    sim.add_activity(pipelines=3)
+    sim.finish_running()
+    truth_after = sim.truth()
+    sim.reset_request_log()
+    repeat = run_connector("read", config, catalog(repeat_streams if repeat_streams is not None else streams), full.state)
+    return TwoSyncs(truth, full, full_requests, truth_after, repeat, sim.request_log())

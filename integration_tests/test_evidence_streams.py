@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from circleci_simulator import Simulator, SimulatorSettings
-from integration_tests.harness import CORE_STREAMS, Output, catalog, run_connector
+from integration_tests.harness import CORE_STREAMS, Output, TwoSyncs, catalog, run_connector, sync_twice
 
 EVIDENCE_STREAMS = (
     "pipeline_configs",
@@ -84,26 +84,10 @@ def keys_of(output: Output, stream: str) -> list[Any]:
     return [key(record) for record in output.records.get(stream, [])]
 
 
-class Syncs:
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-        self.config = {"api_token": sim.token, "api_url": sim.base_url}
-        self.truth = sim.truth()
-        sim.reset_request_log()
-        self.full = run_connector("read", self.config, catalog(ALL_STREAMS))
-        self.full_requests = sim.request_log()
-        sim.add_activity(pipelines=3)
-        sim.finish_running()
-        self.truth_after = sim.truth()
-        sim.reset_request_log()
-        self.incremental = run_connector("read", self.config, catalog(ALL_STREAMS), self.full.state)
-        self.incremental_requests = sim.request_log()
-
-
 @pytest.fixture(scope="module")
-def syncs() -> Iterator[Syncs]:
+def syncs() -> Iterator[TwoSyncs]:
     with Simulator(SimulatorSettings.preset("tiny")) as sim:
-        yield Syncs(sim)
+        yield sync_twice(sim, ALL_STREAMS)
 
 
 def _changed(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -111,7 +95,7 @@ def _changed(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> list[
     return [record for record in after if old.get(record["id"]) != record]
 
 
-def expected_incremental(syncs: Syncs, stream: str) -> set[Any]:
+def expected_incremental(syncs: TwoSyncs, stream: str) -> set[Any]:
     """What an incremental sync must emit: new configs, details and steps of newly finished jobs, and the
     users behind the workflows and jobs the sync emits."""
     if stream == "users":
@@ -127,13 +111,13 @@ def expected_incremental(syncs: Syncs, stream: str) -> set[Any]:
 # --- full sync ----------------------------------------------------------------------------------------------
 
 
-def test_a_full_sync_of_all_streams_succeeds(syncs: Syncs) -> None:
+def test_a_full_sync_of_all_streams_succeeds(syncs: TwoSyncs) -> None:
     assert syncs.full.returncode == 0, syncs.full.stderr[-2000:]
     assert syncs.full.errors == []
 
 
 @pytest.mark.parametrize("stream", EVIDENCE_STREAMS)
-def test_a_full_sync_emits_exactly_what_the_simulator_holds(syncs: Syncs, stream: str) -> None:
+def test_a_full_sync_emits_exactly_what_the_simulator_holds(syncs: TwoSyncs, stream: str) -> None:
     truth = expected(syncs.truth, stream)
     got = keys_of(syncs.full, stream)
 
@@ -143,7 +127,7 @@ def test_a_full_sync_emits_exactly_what_the_simulator_holds(syncs: Syncs, stream
 
 
 @pytest.mark.parametrize("stream", EVIDENCE_STREAMS)
-def test_full_sync_records_carry_every_field_as_the_api_gives_it(syncs: Syncs, stream: str) -> None:
+def test_full_sync_records_carry_every_field_as_the_api_gives_it(syncs: TwoSyncs, stream: str) -> None:
     key, _ = KEYS[stream]
     truth = expected(syncs.truth, stream)
     for record in syncs.full.records[stream]:
@@ -164,12 +148,12 @@ def test_full_sync_records_carry_every_field_as_the_api_gives_it(syncs: Syncs, s
         ("job_steps", ("job_id", "job_number", "project_slug", "workflow_id", "pipeline_id", "step_index")),
     ],
 )
-def test_every_record_carries_its_parent_keys(syncs: Syncs, stream: str, parent_keys: tuple[str, ...]) -> None:
+def test_every_record_carries_its_parent_keys(syncs: TwoSyncs, stream: str, parent_keys: tuple[str, ...]) -> None:
     for record in syncs.full.records[stream]:
         assert all(record.get(k) not in (None, "") for k in parent_keys), record
 
 
-def test_job_details_parent_keys_match_the_jobs_stream(syncs: Syncs) -> None:
+def test_job_details_parent_keys_match_the_jobs_stream(syncs: TwoSyncs) -> None:
     jobs = {job["id"]: job for job in syncs.full.records["jobs"]}
     for detail in syncs.full.records["job_details"]:
         job = jobs[detail["job_id"]]
@@ -181,14 +165,14 @@ def test_job_details_parent_keys_match_the_jobs_stream(syncs: Syncs) -> None:
         )
 
 
-def test_context_records_name_the_organisation_of_their_context(syncs: Syncs) -> None:
+def test_context_records_name_the_organisation_of_their_context(syncs: TwoSyncs) -> None:
     org_of_context = {c["id"]: c["org_slug"] for c in syncs.truth["contexts"]}
     for stream in ("context_env_vars", "context_restrictions"):
         for record in syncs.full.records[stream]:
             assert record["org_slug"] == org_of_context[record["context_id"]]
 
 
-def test_project_env_var_values_are_the_masked_values_as_given(syncs: Syncs) -> None:
+def test_project_env_var_values_are_the_masked_values_as_given(syncs: TwoSyncs) -> None:
     values = [record["value"] for record in syncs.full.records["project_env_vars"]]
     assert values and all(value.startswith("xxxx") for value in values)
     assert not [e["path"] for e in syncs.full_requests if re.search(r"/envvar/[^?]", e["path"])]  # never one variable by name
@@ -197,14 +181,14 @@ def test_project_env_var_values_are_the_masked_values_as_given(syncs: Syncs) -> 
 # --- incremental sync -------------------------------------------------------------------------------------
 
 
-def test_an_incremental_sync_after_new_activity_succeeds(syncs: Syncs) -> None:
-    assert syncs.incremental.returncode == 0, syncs.incremental.stderr[-2000:]
-    assert syncs.incremental.errors == []
+def test_an_incremental_sync_after_new_activity_succeeds(syncs: TwoSyncs) -> None:
+    assert syncs.repeat.returncode == 0, syncs.repeat.stderr[-2000:]
+    assert syncs.repeat.errors == []
 
 
 @pytest.mark.parametrize("stream", ACTIVITY_EVIDENCE)
-def test_an_incremental_sync_emits_exactly_the_new_and_changed_records(syncs: Syncs, stream: str) -> None:
-    got = keys_of(syncs.incremental, stream)
+def test_an_incremental_sync_emits_exactly_the_new_and_changed_records(syncs: TwoSyncs, stream: str) -> None:
+    got = keys_of(syncs.repeat, stream)
     want = expected_incremental(syncs, stream)
 
     assert len(got) == len(set(got))
@@ -213,27 +197,27 @@ def test_an_incremental_sync_emits_exactly_the_new_and_changed_records(syncs: Sy
 
 
 @pytest.mark.parametrize("stream", ACTIVITY_EVIDENCE)
-def test_activity_evidence_streams_checkpoint_state_per_feed(syncs: Syncs, stream: str) -> None:
+def test_activity_evidence_streams_checkpoint_state_per_feed(syncs: TwoSyncs, stream: str) -> None:
     state = syncs.full.states[stream]["stream"]["stream_state"]
     assert state["server_time"] and set(state["feeds"]) == {org["slug"] for org in syncs.truth["collaborations"]}
 
 
 @pytest.mark.parametrize("stream", EVIDENCE_STREAMS[1:7])
-def test_project_and_context_streams_read_everything_again_each_sync(syncs: Syncs, stream: str) -> None:
-    assert set(keys_of(syncs.incremental, stream)) == set(expected(syncs.truth_after, stream))
+def test_project_and_context_streams_read_everything_again_each_sync(syncs: TwoSyncs, stream: str) -> None:
+    assert set(keys_of(syncs.repeat, stream)) == set(expected(syncs.truth_after, stream))
 
 
 # --- requests ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("run", ["full", "incremental"])
-def test_no_url_is_requested_twice_in_one_sync(syncs: Syncs, run: str) -> None:
-    log = syncs.full_requests if run == "full" else syncs.incremental_requests
+def test_no_url_is_requested_twice_in_one_sync(syncs: TwoSyncs, run: str) -> None:
+    log = syncs.full_requests if run == "full" else syncs.repeat_requests
     counts = Counter(entry["path"] for entry in log)
     assert [path for path, n in counts.items() if n > 1] == []
 
 
-def test_each_project_is_fetched_once_however_many_pipelines_it_has(syncs: Syncs) -> None:
+def test_each_project_is_fetched_once_however_many_pipelines_it_has(syncs: TwoSyncs) -> None:
     projects = Counter(
         entry["path"] for entry in syncs.full_requests if re.fullmatch(r"/api/v2/project/[^/]+/[^/]+/[^/?]+", entry["path"])
     )
@@ -242,16 +226,16 @@ def test_each_project_is_fetched_once_however_many_pipelines_it_has(syncs: Syncs
     assert set(projects.values()) == {1}
 
 
-def test_each_user_is_fetched_once_per_sync(syncs: Syncs) -> None:
+def test_each_user_is_fetched_once_per_sync(syncs: TwoSyncs) -> None:
     users = Counter(entry["path"] for entry in syncs.full_requests if entry["path"].startswith("/api/v2/user/"))
     assert len(users) == len(syncs.truth["users"])
     assert set(users.values()) == {1}
 
 
-def test_approval_jobs_never_reach_the_job_details_or_v1_endpoints(syncs: Syncs) -> None:
+def test_approval_jobs_never_reach_the_job_details_or_v1_endpoints(syncs: TwoSyncs) -> None:
     build_numbers = {(j["project_slug"], j["job_number"]) for j in syncs.truth_after["jobs"] if j["type"] == "build" and "job_number" in j}
     asked = []
-    for entry in syncs.full_requests + syncs.incremental_requests:
+    for entry in syncs.full_requests + syncs.repeat_requests:
         match = JOB_ENDPOINT.match(entry["path"])
         if match:
             project = match.group("v2") or match.group("v1")
@@ -263,7 +247,7 @@ def test_approval_jobs_never_reach_the_job_details_or_v1_endpoints(syncs: Syncs)
     assert approvals and all("job_number" not in j for j in approvals)
 
 
-def test_job_steps_use_the_v1_vcs_segment(syncs: Syncs) -> None:
+def test_job_steps_use_the_v1_vcs_segment(syncs: TwoSyncs) -> None:
     v1 = [entry["path"] for entry in syncs.full_requests if entry["path"].startswith("/api/v1.1/")]
     assert v1 and all(re.match(r"/api/v1\.1/project/(github|bitbucket|circleci)/", path) for path in v1)
 
@@ -287,21 +271,21 @@ def test_selecting_only_job_steps_reads_no_job_details(simulator: Simulator, sim
 # --- skips -------------------------------------------------------------------------------------------------
 
 
-def test_restricted_projects_end_in_a_warning_naming_them(syncs: Syncs) -> None:
+def test_restricted_projects_end_in_a_warning_naming_them(syncs: TwoSyncs) -> None:
     warnings = "\n".join(syncs.full.logs("WARN"))
     assert syncs.truth["restricted_projects"]
     for slug in syncs.truth["restricted_projects"]:
         assert f"project {slug}" in warnings and "403" in warnings
 
 
-def test_aged_out_pipelines_end_in_a_warning_naming_them(syncs: Syncs) -> None:
+def test_aged_out_pipelines_end_in_a_warning_naming_them(syncs: TwoSyncs) -> None:
     warnings = "\n".join(syncs.full.logs("WARN"))
     assert syncs.truth["aged_out_pipelines"]
     for pipeline_id in syncs.truth["aged_out_pipelines"]:
         assert f"pipeline {pipeline_id}" in warnings
 
 
-def test_unavailable_project_settings_end_in_a_warning_naming_the_project(syncs: Syncs) -> None:
+def test_unavailable_project_settings_end_in_a_warning_naming_the_project(syncs: TwoSyncs) -> None:
     warnings = "\n".join(syncs.full.logs("WARN"))
     for slug in syncs.truth["settings_unavailable_projects"]:
         provider, rest = slug.split("/", 1)
@@ -317,7 +301,7 @@ def test_aged_out_pipeline_configs_are_counted_quietly_and_the_sync_succeeds(sim
     assert any("pipeline configs unavailable" in line for line in output.logs("WARN"))
 
 
-def test_a_restricted_project_is_not_asked_for_its_settings_env_vars_or_keys(syncs: Syncs) -> None:
+def test_a_restricted_project_is_not_asked_for_its_settings_env_vars_or_keys(syncs: TwoSyncs) -> None:
     for slug in syncs.truth["restricted_projects"]:
         org, repo = slug.split("/", 1)[1].split("/")
         asked = [e["path"] for e in syncs.full_requests if f"/{org}/{repo}/" in e["path"] + "/" and "/pipeline" not in e["path"]]

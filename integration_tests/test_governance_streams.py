@@ -14,7 +14,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from circleci_simulator import Simulator, SimulatorSettings
-from integration_tests.harness import CORE_STREAMS, Output, catalog, run_connector
+from integration_tests.harness import CORE_STREAMS, Output, TwoSyncs, catalog, run_connector, sync_twice
 from source_circleci_ccm.components.streams import STREAM_NAMES
 
 GOVERNANCE_STREAMS = (
@@ -57,38 +57,21 @@ def paths(log: list[dict[str, Any]]) -> list[str]:
     return [entry["path"] for entry in log]
 
 
-class Syncs:
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
-        self.config = {"api_token": sim.token, "api_url": sim.base_url}
-        self.truth = sim.truth()
-        sim.reset_request_log()
-        self.full = run_connector("read", self.config, catalog(STREAM_NAMES))
-        self.full_requests = paths(sim.request_log())
-        sim.add_activity(pipelines=3)
-        sim.finish_running()
-        self.truth_after = sim.truth()
-        sim.reset_request_log()
+@pytest.fixture(scope="module")
+def syncs() -> Iterator[TwoSyncs]:
+    with Simulator(SimulatorSettings.preset("tiny", policy_orgs=(0, 1))) as sim:
         # security_controls judges a pipeline again on all of it once a workflow of it finishes (it re-reads the
         # earlier workflows' job lists, tests and artifacts then); the repeat sync is about the evidence streams.
-        repeat_streams = [name for name in STREAM_NAMES if name != "security_controls"]
-        self.repeat = run_connector("read", self.config, catalog(repeat_streams), self.full.state)
-        self.repeat_requests = paths(sim.request_log())
+        yield sync_twice(sim, STREAM_NAMES, [name for name in STREAM_NAMES if name != "security_controls"])
 
 
-@pytest.fixture(scope="module")
-def syncs() -> Iterator[Syncs]:
-    with Simulator(SimulatorSettings.preset("tiny", policy_orgs=(0, 1))) as sim:
-        yield Syncs(sim)
-
-
-def test_a_full_sync_of_every_stream_succeeds(syncs: Syncs) -> None:
+def test_a_full_sync_of_every_stream_succeeds(syncs: TwoSyncs) -> None:
     assert syncs.full.returncode == 0, syncs.full.stderr[-2000:]
     assert syncs.full.errors == []
 
 
 @pytest.mark.parametrize("stream", GOVERNANCE_STREAMS)
-def test_a_full_sync_holds_exactly_what_the_simulator_holds(syncs: Syncs, stream: str) -> None:
+def test_a_full_sync_holds_exactly_what_the_simulator_holds(syncs: TwoSyncs, stream: str) -> None:
     truth = {key_of(stream, r): r for r in syncs.truth[stream]}
     got = [key_of(stream, r) for r in syncs.full.records.get(stream, [])]
     assert len(got) == len(set(got)), f"{stream}: duplicates {[k for k, n in Counter(got).items() if n > 1][:3]}"
@@ -99,10 +82,10 @@ def test_a_full_sync_holds_exactly_what_the_simulator_holds(syncs: Syncs, stream
         assert set(record) <= set(want) | {"message"}, set(record) - set(want)
 
 
-def test_a_full_sync_requests_each_url_once(syncs: Syncs) -> None:
-    repeated = [path for path, n in Counter(syncs.full_requests).items() if n > 1]
+def test_a_full_sync_requests_each_url_once(syncs: TwoSyncs) -> None:
+    repeated = [path for path, n in Counter(paths(syncs.full_requests)).items() if n > 1]
     assert not repeated, repeated[:5]
-    assert sum(1 for p in syncs.full_requests if NEW_ENDPOINT.match(p)) > 0
+    assert sum(1 for p in paths(syncs.full_requests) if NEW_ENDPOINT.match(p)) > 0
 
 
 def test_the_core_streams_alone_request_none_of_the_new_endpoints() -> None:
@@ -112,10 +95,10 @@ def test_the_core_streams_alone_request_none_of_the_new_endpoints() -> None:
         assert [p for p in paths(sim.request_log()) if NEW_ENDPOINT.match(p)] == []
 
 
-def test_a_repeat_sync_re_reads_no_finished_jobs_tests_or_artifacts(syncs: Syncs) -> None:
+def test_a_repeat_sync_re_reads_no_finished_jobs_tests_or_artifacts(syncs: TwoSyncs) -> None:
     assert syncs.repeat.returncode == 0, syncs.repeat.stderr[-2000:]
-    first = {m.groups() for m in map(JOB_LIST.match, syncs.full_requests) if m}
-    again = {m.groups() for m in map(JOB_LIST.match, syncs.repeat_requests) if m}
+    first = {m.groups() for m in map(JOB_LIST.match, paths(syncs.full_requests)) if m}
+    again = {m.groups() for m in map(JOB_LIST.match, paths(syncs.repeat_requests)) if m}
     assert first and not (first & again), sorted(first & again)[:5]
     # ...and it emits the tests and artifacts of the jobs that finished since.
     for stream in ("job_tests", "job_artifacts"):
@@ -123,7 +106,7 @@ def test_a_repeat_sync_re_reads_no_finished_jobs_tests_or_artifacts(syncs: Syncs
         assert {key_of(stream, r) for r in syncs.repeat.records.get(stream, [])} == new
 
 
-def test_a_repeat_sync_emits_only_new_decisions_and_changed_versions(syncs: Syncs) -> None:
+def test_a_repeat_sync_emits_only_new_decisions_and_changed_versions(syncs: TwoSyncs) -> None:
     before = {r["id"] for r in syncs.truth["policy_decisions"]}
     new = {r["id"] for r in syncs.truth_after["policy_decisions"]} - before
     assert {r["id"] for r in syncs.repeat.records.get("policy_decisions", [])} == new
@@ -137,7 +120,7 @@ def _whole_output(out: Output) -> str:
 
 
 @pytest.mark.parametrize("kind", ["webhook_signing_secrets", "artifact_urls"])
-def test_secrets_appear_nowhere_in_the_output(syncs: Syncs, kind: str) -> None:
+def test_secrets_appear_nowhere_in_the_output(syncs: TwoSyncs, kind: str) -> None:
     secrets = syncs.truth["secrets"][kind]
     assert secrets
     text = _whole_output(syncs.full) + _whole_output(syncs.repeat)
@@ -147,7 +130,7 @@ def test_secrets_appear_nowhere_in_the_output(syncs: Syncs, kind: str) -> None:
             assert form not in text
 
 
-def test_new_controls_show_up_with_evidence(syncs: Syncs) -> None:
+def test_new_controls_show_up_with_evidence(syncs: TwoSyncs) -> None:
     records = syncs.full.records["security_controls"]
     seen = Counter((r["control_id"], r["status"]) for r in records)
     for control in ("tests_passed", "sbom_generated", "deployed_version_controlled", "config_policies_enforced", "webhooks_verify_tls"):
