@@ -25,6 +25,8 @@ MAX_MATRIX_JOBS = 256
 # Commands read per config: real configs have a few thousand; past this a hostile one is not read further
 # (the model says so, and controls not found become `unknown`), which keeps evaluation linear and bounded.
 MAX_COMMANDS = 50_000
+# `deploy` is CircleCI's deprecated twin of `run` (same keys, same semantics): its commands are read alike.
+RUN_STEPS = ("run", "deploy")
 _PARAM_RE = re.compile(r"<<\s*parameters\.([\w-]+)\s*>>")
 _PIPELINE_PARAM_RE = re.compile(r"<<\s*pipeline\.parameters\.([\w-]+)\s*>>")
 
@@ -46,6 +48,8 @@ class Unit:
     image: str | None = None  # job units: the executor's primary image
     params: dict = field(default_factory=dict)
     contexts: list[str] = field(default_factory=list)
+    refs: tuple[str, ...] = ()  # job units: what its filters restrict it to (`branch:main`, `tag:/^v.*/`); () any branch
+    approvals: tuple[str, ...] = ()  # job units: the `type: approval` jobs it requires directly
 
 
 @dataclass
@@ -60,6 +64,7 @@ class WorkflowJob:
     contexts: list[str]
     filters: Any
     defined: bool
+    alias: str = ""  # matrix expansions: the name `requires` uses for all of them (CircleCI's `alias`)
     units: list[Unit] = field(default_factory=list)
 
     @property
@@ -77,14 +82,21 @@ class Workflow:
     jobs: list[WorkflowJob]
     scheduled: bool = False
 
+    def __post_init__(self) -> None:
+        # Every `requires` entry is looked up: by dictionary, so a workflow of many jobs stays linear.
+        self._by = ({}, {}, {})  # name, key, matrix alias -> jobs
+        for job in self.jobs:
+            for index, value in zip(self._by, (job.name, job.key, job.alias)):
+                if value:
+                    index.setdefault(value, []).append(job)
+
     def resolve(self, ref: str) -> list[WorkflowJob]:
-        exact = [j for j in self.jobs if j.name == ref]
-        if exact:
-            return exact
-        by_key = [j for j in self.jobs if j.key == ref]
-        if by_key:
-            return by_key
-        return [j for j in self.jobs if j.name.startswith(ref + "-")]  # matrix expansions
+        """The jobs a `requires` entry names: by name, else by job key, else every expansion of a matrix alias."""
+        return next((index[ref] for index in self._by if ref in index), [])
+
+    def approvals_held_by(self, job: WorkflowJob) -> list[WorkflowJob]:
+        """The `type: approval` jobs ``job`` requires directly (it waits for a person to approve them)."""
+        return [parent for ref in job.requires for parent in self.resolve(ref) if parent.is_approval]
 
     def ancestors(self, job: WorkflowJob) -> list[WorkflowJob]:
         seen: dict[int, WorkflowJob] = {}
@@ -186,7 +198,7 @@ class _Builder:
             else:
                 continue
             common = dict(job=wj.name, job_key=wj.key, contexts=wj.contexts)
-            if name == "run":
+            if name in RUN_STEPS:
                 if isinstance(args, str):
                     command, step_name = args, None
                 elif isinstance(args, dict):
@@ -195,8 +207,8 @@ class _Builder:
                     continue
                 source = self._subst(str(command or ""), scope)
                 read = self._read(source)
-                out.append(Unit(where=f"{where}.run", step=self._subst(str(step_name), scope) if step_name else None,
-                                step_index=len(out), step_type="run", run="\n".join(c.line for c in read),
+                out.append(Unit(where=f"{where}.{name}", step=self._subst(str(step_name), scope) if step_name else None,
+                                step_index=len(out), step_type=name, run="\n".join(c.line for c in read),
                                 source=source, commands=read, **common))
             elif name in ("when", "unless") and isinstance(args, dict):
                 holds = _truth(args.get("condition"), lambda text: self._subst_job(text, scope))
@@ -273,13 +285,17 @@ class _Builder:
                     params = params if isinstance(params, dict) else {}
                 else:
                     continue
-                for name, values in _matrix(str(key), params):
-                    jobs.append(self._workflow_job(str(wf_name), len(jobs), str(key), name, params, values))
-            workflows.append(Workflow(name=str(wf_name), jobs=jobs, scheduled=bool(wf.get("triggers"))))
+                for name, alias, values in _matrix(str(key), params):
+                    jobs.append(self._workflow_job(str(wf_name), len(jobs), str(key), name, alias, params, values))
+            workflow = Workflow(name=str(wf_name), jobs=jobs, scheduled=bool(wf.get("triggers")))
+            for wj in jobs:
+                wj.units[0].approvals = tuple(a.name for a in workflow.approvals_held_by(wj))
+            workflows.append(workflow)
         return ConfigModel(orbs=self.orbs, workflows=workflows, setup=bool(self.data.get("setup")),
                            truncated=self.truncated)
 
-    def _workflow_job(self, workflow: str, index: int, key: str, name: str, params: dict, values: dict) -> WorkflowJob:
+    def _workflow_job(self, workflow: str, index: int, key: str, name: str, alias: str, params: dict,
+                      values: dict) -> WorkflowJob:
         requires = []
         for r in _as_list(params.get("requires")):
             if isinstance(r, dict):
@@ -293,6 +309,7 @@ class _Builder:
         wj = WorkflowJob(
             workflow=workflow, index=index, key=key, name=name, requires=requires, type=params.get("type"),
             params=extra, contexts=contexts, filters=params.get("filters"), defined=key in self.jobs,
+            alias=alias,
         )
         self._units(wj)
         return wj
@@ -305,7 +322,7 @@ class _Builder:
         orb = self._orb_of(wj.key) if "/" in wj.key else None
         wj.units.append(Unit(where=wj.where, job=wj.name, job_key=wj.key, is_job=True,
                              orb=orb, orb_ref=wj.key if "/" in wj.key else None,
-                             params=wj.params, contexts=wj.contexts))
+                             params=wj.params, contexts=wj.contexts, refs=_refs(wj.filters)))
         definition = self.jobs.get(wj.key)
         if isinstance(definition, dict):
             wj.units[0].image = self._image(definition)
@@ -314,13 +331,15 @@ class _Builder:
             self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
 
 
-def _matrix(key: str, params: dict) -> list[tuple[str, dict]]:
-    """(name, parameter values) of each job a workflow entry stands for: one, or one per matrix combination."""
+def _matrix(key: str, params: dict) -> list[tuple[str, str, dict]]:
+    """(name, matrix alias, parameter values) of each job a workflow entry stands for: one (no alias), or one
+    per matrix combination."""
     name = str(params.get("name") or key)
     matrix = params.get("matrix")
     grid = matrix.get("parameters") if isinstance(matrix, dict) else None
     if not isinstance(grid, dict) or not grid:
-        return [(name, {})]
+        return [(name, "", {})]
+    alias = str(matrix.get("alias") or name)
     axes = [(str(p), _as_list(v)) for p, v in grid.items()]
     excluded = [e for e in _as_list(matrix.get("exclude")) if isinstance(e, dict)]
     out = []
@@ -329,10 +348,33 @@ def _matrix(key: str, params: dict) -> list[tuple[str, dict]]:
         if any(all(values.get(str(k)) == v for k, v in e.items()) for e in excluded):
             continue
         # CircleCI names an expansion `<alias>-<value>-<value>` (alias defaults to the job name)
-        out.append((f"{matrix.get('alias') or name}-" + "-".join(str(v) for v in combination), values))
+        out.append((f"{alias}-" + "-".join(str(v) for v in combination), alias, values))
         if len(out) >= MAX_MATRIX_JOBS:
             break
     return out
+
+
+def _refs(filters: Any) -> tuple[str, ...]:
+    """The branches and tags a workflow job's `filters` restrict it to, as `branch:NAME` and `tag:PATTERN`.
+
+    Empty when it runs on any branch.  CircleCI runs a job on a tag only when `tags: only` says so, and on
+    every branch unless `branches` says otherwise; regex entries keep their pattern without `/`, `^` and `$`.
+    """
+    if not isinstance(filters, dict):
+        return ()
+    branches = filters.get("branches") if isinstance(filters.get("branches"), dict) else {}
+    tags = filters.get("tags") if isinstance(filters.get("tags"), dict) else {}
+    only = [_ref_pattern(b) for b in _as_list(branches.get("only"))]
+    if not only and not any(_ref_pattern(b) in (".*", ".+") for b in _as_list(branches.get("ignore"))):
+        return ()
+    return tuple([f"branch:{b}" for b in only] + [f"tag:{_ref_pattern(t)}" for t in _as_list(tags.get("only"))])
+
+
+def _ref_pattern(value: Any) -> str:
+    text = str(value).strip()
+    if len(text) > 1 and text.startswith("/") and text.endswith("/"):
+        text = text[1:-1].removeprefix("^").removesuffix("$")
+    return text
 
 
 def _truth(condition: Any, subst) -> bool | None:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from source_circleci_ccm.controls import evaluate_config, load_catalogue
-from source_circleci_ccm.controls.config_model import MAX_COMMANDS
+from source_circleci_ccm.controls.config_model import MAX_COMMANDS, build_model
 from source_circleci_ccm.controls.shell import commands
 
 _LITERAL = re.compile(r"[A-Za-z][\w.:-]*")
@@ -91,6 +91,16 @@ def test_one_megabyte_adversarial_config_evaluates_in_under_two_seconds(catalogu
     elapsed = _best_time(lambda: evaluate_config(text, catalogue), repeat=2)
     assert len(text) >= 1024 * 1024 and elapsed < 2.0, elapsed
     assert set(evaluate_config(text, catalogue)) == set(catalogue.pipeline_controls())
+
+
+def test_a_workflow_of_many_jobs_each_requiring_the_one_before_is_modelled_in_linear_time():
+    def chain(size: int) -> dict:
+        jobs = [{"build": {"name": f"j{i}", "requires": [f"j{i - 1}"]}} for i in range(1, size)]
+        return {"version": 2.1, "jobs": {"build": {"docker": [{"image": "x"}], "steps": [{"run": "make"}]}},
+                "workflows": {"w": {"jobs": [{"build": {"name": "j0"}}, *jobs]}}}
+    small, large = chain(1000), chain(4000)
+    timings = [_best_time(lambda: build_model(data), repeat=2) for data in (small, large)]
+    assert timings[1] < 8 * max(timings[0], 0.01), timings  # 4x the jobs: ~4x the time, not 16x
 
 
 @pytest.mark.parametrize("word", ["mvn ", "gradle ", "kubectl ", "veracode "])
