@@ -11,7 +11,7 @@ from .results import ControlResult
 from .knowledge import KnowledgeBase, load_knowledge_base
 from .patterns import Pattern, compile_pattern
 
-MATCHER_FIELDS = ("orb", "orb_command", "job_name", "step_name", "step_type", "run", "context")
+MATCHER_FIELDS = ("orb", "orb_command", "job_name", "step_name", "step_type", "run", "context", "filters", "approval")
 PARAMETER_CONDITIONS = ("matches", "not", "present", "equals")
 SCAN_CONTROLS = ("dependency_scanning", "sast", "image_scanning", "secret_scanning", "iac_scanning")
 DERIVED_CONTROLS = ("approval_gate_before_deploy", "tests_before_deploy", "scans_before_deploy")
@@ -28,6 +28,7 @@ class Control:
     derived: bool = False
     internal: bool = False
     named_step: Pattern | None = None  # a step so named, running commands nothing explains, makes it `unknown`
+    signals_needed: int = 1  # deploy: how many different weak signals (rules with a `signal`) make a deploy together
 
 
 @dataclass
@@ -42,8 +43,11 @@ class Rule:
     step_type: Pattern | None = None
     run: Pattern | None = None
     context: Pattern | None = None
+    filters: Pattern | None = None  # every ref the job's filters restrict it to (`branch:main`, `tag:/^v.*/`) matches
+    approval: Pattern | None = None  # the name of a `type: approval` job the job requires directly matches
     unless: Pattern | None = None
     parameters: dict[str, dict] = field(default_factory=dict)
+    signal: str | None = None  # deploy rules: the kind of weak signal this is (none: the rule alone shows a deploy)
     source: str = "packaged"
 
     @property
@@ -56,12 +60,24 @@ class Rule:
         return bool(self.orb or self.orb_command)
 
 
+@dataclass(frozen=True)
+class NotDeploy:
+    """What a job may do that is not a deploy, whatever it is called (catalogue.yaml `not_deploy`)."""
+
+    step_types: Pattern
+    programs: frozenset[str]
+    orbs: Pattern
+    orb_commands: Pattern
+    names: Pattern
+
+
 @dataclass
 class Catalogue:
     version: str
     controls: dict[str, Control]
     rules: list[Rule]
     knowledge: KnowledgeBase
+    not_deploy: NotDeploy
     required_controls: list[str] = field(default_factory=list)
 
     def frameworks(self, control_id: str) -> list[dict]:
@@ -138,10 +154,13 @@ def build_rule(raw: Any, controls: dict[str, Control], source: str) -> Rule:
         )
     if controls[control].derived or controls[control].scope != "pipeline":
         raise ValueError(f"rule {rule_id!r}: control {control!r} is computed, rules cannot target it")
-    allowed = set(MATCHER_FIELDS) | {"id", "control", "description", "unless", "parameters"}
+    allowed = set(MATCHER_FIELDS) | {"id", "control", "description", "unless", "parameters", "signal"}
     unknown = set(raw) - allowed
     if unknown:
         raise ValueError(f"rule {rule_id!r}: unknown field(s) {sorted(unknown)}")
+    signal = raw.get("signal")
+    if signal is not None and (control != DEPLOY or not isinstance(signal, str) or not signal.strip()):
+        raise ValueError(f"rule {rule_id!r}: signal must be a non-empty string, and only deploy rules have one")
     kwargs = {name: _compile(rule_id, name, raw.get(name)) for name in MATCHER_FIELDS}
     if not any(kwargs.values()):
         raise ValueError(
@@ -153,6 +172,7 @@ def build_rule(raw: Any, controls: dict[str, Control], source: str) -> Rule:
         description=str(raw.get("description") or ""),
         unless=_compile(rule_id, "unless", raw.get("unless")),
         parameters=_parse_parameters(rule_id, raw.get("parameters")),
+        signal=signal,
         source=source,
         **kwargs,
     )
@@ -179,6 +199,7 @@ def load_catalogue(
             derived=bool(c.get("derived")),
             internal=bool(c.get("internal")),
             named_step=_compile(c["id"], "named_step", c.get("named_step")),
+            signals_needed=int(c.get("signals_needed", 1)),
         )
     rules: dict[str, Rule] = {}
     for raw in data["rules"]:
@@ -196,7 +217,18 @@ def load_catalogue(
             raise ValueError(f"required control {cid!r} is not in the catalogue")
     return Catalogue(
         version=str(data["version"]), controls=controls, rules=list(rules.values()),
-        knowledge=load_knowledge_base(SCAN_CONTROLS), required_controls=required,
+        knowledge=load_knowledge_base(SCAN_CONTROLS), not_deploy=_not_deploy(data["not_deploy"]),
+        required_controls=required,
+    )
+
+
+def _not_deploy(raw: dict) -> NotDeploy:
+    return NotDeploy(
+        step_types=_compile("not_deploy", "step_types", raw["step_types"]),
+        programs=frozenset(raw["programs"]),
+        orbs=_compile("not_deploy", "orbs", raw["orbs"]),
+        orb_commands=_compile("not_deploy", "orb_commands", raw["orb_commands"]),
+        names=_compile("not_deploy", "names", raw["names"]),
     )
 
 

@@ -2,26 +2,28 @@
 from __future__ import annotations
 
 from .catalogue import DEPLOY, SCAN_CONTROLS, Catalogue
-from .config_model import ConfigModel, Workflow, WorkflowJob, build_model
+from .config_model import RUN_STEPS, ConfigModel, Workflow, WorkflowJob, build_model
+from .deploys import job_deploy_evidence
 from .execution import apply_execution
-from .matching import match_rule
+from .matching import match_rule, unit_evidence
 from .results import FAIL, NOT_APPLICABLE, PASS, UNKNOWN, ControlResult, evidence
 from .safe_yaml import Unparseable, parse_config
+from .shell import NO_OP_PROGRAMS
 
 STEP_CONTROLS = SCAN_CONTROLS + ("automated_tests",)
-
-
 
 
 def _job_matches(catalogue: Catalogue, wj: WorkflowJob) -> dict[str, list[dict]]:
     """Evidence for each step control and for deploy found in one invoked workflow job.
 
     The knowledge base names the scanners a step's commands or orb call run; catalogue rules add what a
-    tool table cannot say (orb parameters, tests, deploys, names).  One piece of evidence per unit and control.
+    tool table cannot say (orb parameters, tests, names).  One piece of evidence per unit and control.
+    Deploys weigh several signals of the whole job (deploys.py).
     """
     found: dict[str, list[dict]] = {control: [] for control in STEP_CONTROLS + (DEPLOY,)}
     if wj.is_approval:
         return found
+    found[DEPLOY] = job_deploy_evidence(catalogue, wj)
     knowledge = catalogue.knowledge
     tools_seen: set[str] = set()
     for unit in wj.units:
@@ -33,14 +35,15 @@ def _job_matches(catalogue: Catalogue, wj: WorkflowJob) -> dict[str, list[dict]]
         for hit in hits:
             tools_seen.add(hit.tool)
             if not any(e["where"] == unit.where for e in found[hit.control]):
-                found[hit.control].append(_evidence(unit, wj, f"kb.{hit.tool}", hit.matched))
-        for control, ev in found.items():
+                found[hit.control].append(unit_evidence(unit, wj, f"kb.{hit.tool}", hit.matched))
+        for control in STEP_CONTROLS:
+            ev = found[control]
             if ev and ev[-1]["where"] == unit.where:
                 continue
             for rule in catalogue.rules_for(control):
                 matched = match_rule(rule, unit)
                 if matched is not None:
-                    ev.append(_evidence(unit, wj, rule.id, matched))
+                    ev.append(unit_evidence(unit, wj, rule.id, matched))
                     break
     job = wj.units[0]
     runs = any(unit.commands for unit in wj.units[1:])
@@ -49,28 +52,20 @@ def _job_matches(catalogue: Catalogue, wj: WorkflowJob) -> dict[str, list[dict]]
     if runs or job.orb_ref:  # a job named as a scan (`twistlock-scan-image`, "Gitleaks secrets scan") that runs
         for hit in knowledge.name_hits(job.job):
             if hit.tool not in tools_seen and not found[hit.control]:
-                found[hit.control].append(_evidence(job, wj, f"kb.{hit.tool}", f"job name {hit.matched}"))
+                found[hit.control].append(unit_evidence(job, wj, f"kb.{hit.tool}", f"job name {hit.matched}"))
     if job.image and runs:
         # A job that runs its steps in a scanner's image runs that scanner, unless its steps already show how.
         for hit in knowledge.image_hits(job.image):
             if hit.tool not in tools_seen:
-                found[hit.control].append(_evidence(job, wj, f"kb.{hit.tool}", hit.matched))
+                found[hit.control].append(unit_evidence(job, wj, f"kb.{hit.tool}", hit.matched))
     return found
-
-
-NO_OP_PROGRAMS = frozenset({"echo", "printf", "true", ":", "exit", "sleep"})
 
 
 def _does_nothing(wj: WorkflowJob) -> bool:
     """Every step of the job is a `run` whose commands only print or exit."""
     steps = [unit for unit in wj.units[1:] if unit.step_type not in ("checkout", "attach_workspace")]
-    return bool(steps) and all(unit.step_type == "run" and all(c.argv[0] in NO_OP_PROGRAMS for c in unit.commands)
+    return bool(steps) and all(unit.step_type in RUN_STEPS and all(c.argv[0] in NO_OP_PROGRAMS for c in unit.commands)
                                for unit in steps)
-
-
-def _evidence(unit, wj: WorkflowJob, rule_id: str, matched: str) -> dict:
-    return evidence(unit.where, job=wj.name, step=unit.step, orb=unit.orb or unit.orb_ref, rule_id=rule_id,
-                    matched=matched, workflow=wj.workflow, step_index=unit.step_index)
 
 
 def _first_index(ev: list[dict]) -> float:
@@ -143,7 +138,7 @@ def _named_opaque_step(analysis: _Analysis, control: str) -> dict | None:
             opaque = any(command.argv[0] not in NO_OP_PROGRAMS for command in unit.commands)
             if (opaque and unit.step and unit.where not in explained and pattern.search(unit.step)
                     and not knowledge.names_set_up(unit.step)):
-                return _strip([_evidence(unit, wj, "unknown.named-opaque-step", unit.source.strip().split("\n", 1)[0])])[0]
+                return _strip([unit_evidence(unit, wj, "unknown.named-opaque-step", unit.source.strip().split("\n", 1)[0])])[0]
     return None
 
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .catalogue import Rule
-from .config_model import Unit
+from .config_model import Unit, WorkflowJob
+from .results import evidence
 
 # A `run` rule's `unless` vetoes the command line that matched, and the search goes on after it; a step
 # whose every line is vetoed is given up on after this many, so the search stays linear in the step.
@@ -88,9 +89,24 @@ def match_rule(rule: Rule, unit: Unit) -> str | None:
         hit = next((c for c in unit.contexts if rule.context.search(c)), None)
         if hit is None:
             return None
-        matched = matched or f"context {hit}"
+        matched = matched or hit
+    if rule.filters:
+        if not unit.refs or not all(rule.filters.search(ref) for ref in unit.refs):
+            return None
+        matched = matched or ", ".join(unit.refs)
+    if rule.approval:
+        hit = next((name for name in unit.approvals if rule.approval.search(name)), None)
+        if hit is None:
+            return None
+        matched = matched or hit
     if rule.parameters and not _params_ok(rule, unit.params):
         return None
     if rule.unless and any(rule.unless.search(t) for t in examined):
         return None
     return matched or unit.where
+
+
+def unit_evidence(unit: Unit, wj: WorkflowJob, rule_id: str, matched: str, **extra) -> dict:
+    """Evidence that ``rule_id`` matched ``unit`` of workflow job ``wj`` (`step_index` orders it in its job)."""
+    return evidence(unit.where, job=wj.name, step=unit.step, orb=unit.orb or unit.orb_ref, rule_id=rule_id,
+                    matched=matched, workflow=wj.workflow, step_index=unit.step_index, **extra)

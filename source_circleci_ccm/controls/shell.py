@@ -21,6 +21,8 @@ _TOKEN = re.compile(
 )
 _UNQUOTE = re.compile(r"""'([^']*)'?|"((?:[^"\\]|\\[\s\S]?)*)"?|\\([\s\S]?)""")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+# Programs that only print, wait or exit: a step of nothing else neither deploys, tests nor scans.
+NO_OP_PROGRAMS = frozenset({"echo", "printf", "true", ":", "exit", "sleep"})
 MAX_NESTING = 3  # sh -c "bash -c '...'" nests; deeper is not worth reading
 MAX_WORD = 1024  # no program name or argument a rule needs is longer; a longer word is cut, not unquoted whole
 MAX_WORDS = 256  # words kept of one command

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from source_circleci_ccm.controls import evaluate_config, load_catalogue
+from source_circleci_ccm.controls.catalogue import MATCHER_FIELDS
 from source_circleci_ccm.controls.config_model import MAX_COMMANDS, build_model
 from source_circleci_ccm.controls.shell import commands
 
@@ -33,7 +34,7 @@ def _config(runs: list[str]) -> str:
 
 def _patterns(catalogue):
     for rule in catalogue.rules:
-        for name in ("orb", "orb_command", "job_name", "step_name", "step_type", "run", "context", "unless"):
+        for name in (*MATCHER_FIELDS, "unless"):
             if getattr(rule, name) is not None:
                 yield f"{rule.id}.{name}", getattr(rule, name)
         for pname, condition in rule.parameters.items():
@@ -43,6 +44,8 @@ def _patterns(catalogue):
     for control in catalogue.controls.values():
         if control.named_step is not None:
             yield f"{control.id}.named_step", control.named_step
+    for name in ("step_types", "orbs", "orb_commands", "names"):
+        yield f"not_deploy.{name}", getattr(catalogue.not_deploy, name)
 
 
 def _adversarial(pattern_text: str, size: int) -> str:

@@ -1,0 +1,74 @@
+"""Is a workflow job a deploy?  Its commands, orbs, step names, job name, contexts and filters, weighed together.
+
+A catalogue `deploy` rule without a `signal` is strong evidence on its own: a deploy command (`docker push`,
+`helm upgrade`, `./deploy.sh`), a deploy orb job or command, a step named as a deploy.  A rule with a `signal`
+is weak: a job named `release` may only draft release notes, a `production` context may only be read, and a
+`main`-only filter fits a lint job as well.  Weak signals of the deploy control's `signals_needed` different
+kinds make a deploy together, on a job that does something besides what the catalogue's `not_deploy` lists
+(notifications, newsletters, caches, artifact, test-result and coverage uploads), and whose name does not say
+it is one of those.  A name that says so (`deploy-notify`, "Publish test results") is no deploy signal either.
+"""
+from __future__ import annotations
+
+from .catalogue import DEPLOY, Catalogue, NotDeploy, Rule
+from .config_model import RUN_STEPS, Unit, WorkflowJob
+from .matching import match_rule, unit_evidence
+from .shell import NO_OP_PROGRAMS
+
+COMBINED_RULE_ID = "deploy.combined-signals"
+
+
+def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob) -> list[dict]:
+    """Why ``wj`` deploys: its strong evidence (one record per unit), or one record of the weak signals that
+    together make it a deploy (`signals` lists each); empty when it does not deploy."""
+    not_deploy, rules = catalogue.not_deploy, catalogue.rules_for(DEPLOY)
+    strong: list[dict] = []
+    weak: dict[str, tuple[Rule, Unit, str]] = {}  # signal kind -> first rule, unit and text that showed it
+    for unit in wj.units:
+        unit_has_strong = False
+        for rule in rules:
+            if (unit_has_strong and rule.signal is None) or rule.signal in weak:
+                continue
+            matched = match_rule(rule, unit)
+            if matched is None or _names_a_non_deploy(rule, unit, not_deploy):
+                continue
+            if rule.signal is None:
+                strong.append(unit_evidence(unit, wj, rule.id, matched))
+                unit_has_strong = True
+            else:
+                weak[rule.signal] = (rule, unit, matched)
+    if strong:
+        return strong
+    job = wj.units[0]
+    if (len(weak) < catalogue.controls[DEPLOY].signals_needed or not_deploy.names.search(job.job)
+            or not _does_more_than_non_deploy_work(not_deploy, wj)):
+        return []
+    signals = [{"signal": kind, "rule_id": rule.id, "where": unit.where, "matched": matched}
+               for kind, (rule, unit, matched) in weak.items()]
+    summary = " + ".join(f"{s['signal']}: {s['matched']}" for s in signals)
+    return [unit_evidence(job, wj, COMBINED_RULE_ID, summary, signals=signals)]
+
+
+def _names_a_non_deploy(rule: Rule, unit: Unit, not_deploy: NotDeploy) -> bool:
+    """A job, step or approval name that ``rule`` looked at but says a non-deploy activity (`deploy-notify`,
+    `newsletter-approval`)."""
+    names = (([unit.job, unit.job_key] if rule.job_name else []) + ([unit.step] if rule.step_name and unit.step else [])
+             + (list(unit.approvals) if rule.approval else []))
+    return any(not_deploy.names.search(name) for name in names)
+
+
+def _does_more_than_non_deploy_work(not_deploy: NotDeploy, wj: WorkflowJob) -> bool:
+    """Some step of the job (or the orb job itself) is not housekeeping, a notification or a report upload."""
+    job = wj.units[0]
+    work = ([job] if job.orb_ref else []) + wj.units[1:]
+    return any(not _is_non_deploy_work(not_deploy, unit) for unit in work)
+
+
+def _is_non_deploy_work(not_deploy: NotDeploy, unit: Unit) -> bool:
+    if unit.step and not_deploy.names.search(unit.step):
+        return True
+    if unit.step_type in RUN_STEPS:
+        return all(c.argv[0] in NO_OP_PROGRAMS or c.argv[0] in not_deploy.programs for c in unit.commands)
+    if unit.orb_ref:
+        return bool(unit.orb and not_deploy.orbs.search(unit.orb)) or bool(not_deploy.orb_commands.search(unit.orb_ref))
+    return bool(unit.step_type and not_deploy.step_types.search(unit.step_type))

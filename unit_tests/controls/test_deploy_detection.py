@@ -1,0 +1,234 @@
+"""Which jobs deploy: strong evidence alone, weak signals (job name, context, filters, approval hold, a script
+named release) only together, and never a job that only notifies, caches or uploads reports."""
+import textwrap
+
+from source_circleci_ccm.controls import evaluate_config
+
+ORBS = """
+version: 2.1
+orbs:
+  slack: circleci/slack@4.12.5
+  codecov: codecov/codecov@4.1.0
+  helm: circleci/helm@3.0.2
+"""
+
+
+def _config(jobs: str, workflow: str) -> str:
+    return ORBS + textwrap.dedent(jobs) + textwrap.dedent(workflow)
+
+
+def _job(name: str, steps: str) -> str:
+    return f"""
+        {name}:
+          docker: [{{image: cimg/base:current}}]
+          steps: {steps}
+    """
+
+
+def _deploy(jobs: str, workflow: str, catalogue):
+    return evaluate_config(_config("jobs:" + jobs, workflow), catalogue, include_deploy=True)["deploy"]
+
+
+def test_a_deploy_command_alone_makes_a_job_a_deploy(catalogue):
+    deploy = _deploy(_job("build", "[checkout, {run: docker push registry.example.com/app}]"), """
+        workflows:
+          main: {jobs: [build]}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.commands"
+
+
+def test_a_job_name_alone_does_not_make_a_deploy(catalogue):
+    deploy = _deploy(_job("release", "[checkout, {run: ./scripts/go.sh}]"), """
+        workflows:
+          main: {jobs: [release]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_production_context_on_tag_filters_makes_an_opaque_release_script_a_deploy(catalogue):
+    deploy = _deploy(_job("ship", "[checkout, {run: ./scripts/release.sh}]"), """
+        workflows:
+          main:
+            jobs:
+              - ship:
+                  context: production
+                  filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.combined-signals"
+
+
+def test_combined_deploy_evidence_names_each_signal_and_the_rule_that_saw_it(catalogue):
+    deploy = _deploy(_job("ship", "[checkout, {run: ./scripts/release.sh}]"), """
+        workflows:
+          main:
+            jobs:
+              - ship:
+                  context: production
+                  filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}
+        """, catalogue)
+    signals = {s["signal"]: (s["rule_id"], s["matched"]) for s in deploy.evidence[0]["signals"]}
+    assert signals == {"context": ("deploy.context", "production"),
+                       "filters": ("deploy.release-filters", "tag:v.*"),
+                       "script name": ("deploy.release-script", "release.sh")}
+    assert deploy.evidence[0]["matched"] == "context: production + filters: tag:v.* + script name: release.sh"
+
+
+def test_a_deploy_job_name_on_release_branch_filters_is_a_deploy(catalogue):
+    deploy = _deploy(_job("publish", "[checkout, {run: ./ship.sh}]"), """
+        workflows:
+          main:
+            jobs:
+              - publish: {filters: {branches: {only: [main, /release\\/.*/]}}}
+        """, catalogue)
+    assert deploy.status == "pass"
+
+
+def test_branch_filters_that_let_a_feature_branch_through_are_no_release_signal(catalogue):
+    deploy = _deploy(_job("publish", "[checkout, {run: ./ship.sh}]"), """
+        workflows:
+          main:
+            jobs:
+              - publish: {filters: {branches: {only: [main, feature-x]}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_deploy_job_name_held_for_approval_is_a_deploy(catalogue):
+    deploy = _deploy(_job("deploy_live", "[checkout, {run: ./bin/restart_pods}]"), """
+        workflows:
+          main:
+            jobs:
+              - hold: {type: approval}
+              - deploy_live: {requires: [hold]}
+        """, catalogue)
+    assert deploy.status == "pass"
+    assert [s["signal"] for s in deploy.evidence[0]["signals"]] == ["job name", "approval hold"]
+
+
+def test_a_job_named_deploy_that_only_notifies_is_not_a_deploy(catalogue):
+    deploy = _deploy(_job("deploy", "[checkout, {slack/notify: {event: pass}}]"), """
+        workflows:
+          main:
+            jobs:
+              - deploy: {context: production, filters: {branches: {only: main}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_job_whose_name_says_it_notifies_is_not_made_a_deploy_by_its_context_and_filters(catalogue):
+    deploy = _deploy(_job("deploy-notify", "[{run: ./scripts/post_message.sh}]"), """
+        workflows:
+          main:
+            jobs:
+              - deploy-notify: {context: production, filters: {branches: {only: main}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_artifact_test_result_and_coverage_uploads_are_not_deploys(catalogue):
+    steps = "[checkout, {store_artifacts: {path: dist}}, {store_test_results: {path: results}}, codecov/upload]"
+    deploy = _deploy(_job("release", steps), """
+        workflows:
+          main:
+            jobs:
+              - release: {context: release, filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_step_named_publish_test_results_is_not_a_deploy(catalogue):
+    deploy = _deploy(_job("build", '[{run: {name: "Publish test results", command: ./scripts/junit.sh}}]'), """
+        workflows:
+          main: {jobs: [build]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_an_approval_that_gates_only_a_notification_is_not_credited(catalogue):
+    jobs = _job("deploy-notify", "[slack/notify]") + _job("deploy", "[{run: cf push app}]")
+    results = evaluate_config(_config("jobs:" + jobs, """
+        workflows:
+          main:
+            jobs:
+              - deploy
+              - hold: {type: approval, requires: [deploy]}
+              - deploy-notify: {requires: [hold]}
+        """), catalogue)
+    assert results["approval_gate_before_deploy"].status == "fail"
+
+
+def test_an_approval_that_gates_only_a_coverage_upload_is_not_credited(catalogue):
+    jobs = _job("publish-coverage", "[checkout, codecov/upload]")
+    results = evaluate_config(_config("jobs:" + jobs, """
+        workflows:
+          main:
+            jobs:
+              - hold: {type: approval}
+              - publish-coverage: {requires: [hold], filters: {branches: {only: main}}}
+        """), catalogue)
+    assert results["approval_gate_before_deploy"].status == "not_applicable"
+
+
+def test_an_approval_that_gates_only_a_docs_preview_kept_as_build_artifacts_is_not_credited(catalogue):
+    jobs = _job("docs-preview", "[checkout, {run: make -C docs html}, {store_artifacts: {path: docs/_build/html}}]")
+    results = evaluate_config(_config("jobs:" + jobs, """
+        workflows:
+          main:
+            jobs:
+              - hold: {type: approval}
+              - docs-preview: {requires: [hold]}
+        """), catalogue)
+    assert results["approval_gate_before_deploy"].status == "not_applicable"
+
+
+def test_an_approval_that_gates_a_docs_preview_published_to_a_host_is_credited_as_publishing_docs_is_a_deploy(
+        catalogue):
+    jobs = _job("docs-preview", "[checkout, {run: netlify deploy --dir=docs/_build/html --alias preview}]")
+    results = evaluate_config(_config("jobs:" + jobs, """
+        workflows:
+          main:
+            jobs:
+              - hold: {type: approval}
+              - docs-preview: {requires: [hold]}
+        """), catalogue)
+    assert results["approval_gate_before_deploy"].status == "pass"
+
+
+def test_a_package_script_named_deploy_is_a_deploy(catalogue):
+    deploy = _deploy(_job("docs", "[checkout, {run: yarn deploy:preview}]"), """
+        workflows:
+          main: {jobs: [docs]}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.named-script"
+
+
+def test_the_legacy_deploy_step_is_a_deploy(catalogue):
+    deploy = _deploy(_job("build", "[checkout, {deploy: {command: ./scripts/ship.sh}}]"), """
+        workflows:
+          main: {jobs: [build]}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.deploy-step"
+
+
+def test_installing_the_helm_client_is_not_a_deploy(catalogue):
+    deploy = _deploy(_job("lint", "[checkout, helm/install_helm_client, {run: helm lint chart}]"), """
+        workflows:
+          main: {jobs: [lint]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_pushing_release_tags_is_a_release(catalogue):
+    deploy = _deploy(_job("tag", '[checkout, {run: "git tag v1.2.0 && git push origin --tags"}]'), """
+        workflows:
+          main: {jobs: [tag]}
+        """, catalogue)
+    assert deploy.status == "pass"
+
+
+def test_pushing_a_commit_back_to_the_branch_is_not_a_deploy(catalogue):
+    deploy = _deploy(_job("docs", '[checkout, {run: "git commit -am docs && git push origin main"}]'), """
+        workflows:
+          main: {jobs: [docs]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
