@@ -150,10 +150,11 @@ def _approval(analysis: _Analysis, deploys) -> ControlResult:
     ev = []
     for wf, dj in deploys:
         gates = [a for a in wf.ancestors(dj) if a.is_approval]
+        why = analysis.of(dj, DEPLOY)[0]  # what makes the gated job a deploy, so a reader can check it gates one
         for gate in gates:
             ev.append(evidence(gate.where, job=dj.name, step=None, orb=None, rule_id="approval.type-approval",
                                matched=f"{gate.name} (type: approval) -> {dj.name}", workflow=wf.name,
-                               approval_job=gate.name))
+                               approval_job=gate.name, deploy_rule_id=why["rule_id"], deploy_matched=why["matched"]))
     if ev:
         return cat.result(control, PASS, ev)
     names = ", ".join(sorted({dj.name for _, dj in deploys}))[:200]

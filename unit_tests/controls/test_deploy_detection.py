@@ -105,6 +105,19 @@ def test_a_deploy_job_name_held_for_approval_is_a_deploy(catalogue):
     assert [s["signal"] for s in deploy.evidence[0]["signals"]] == ["job name", "approval hold"]
 
 
+def test_a_credited_approval_says_why_the_job_it_gates_is_a_deploy(catalogue):
+    results = evaluate_config(_config("jobs:" + _job("deploy_live", "[checkout, {run: ./bin/restart_pods}]"), """
+        workflows:
+          main:
+            jobs:
+              - hold: {type: approval}
+              - deploy_live: {requires: [hold]}
+        """), catalogue)
+    gate = results["approval_gate_before_deploy"].evidence[0]
+    assert gate["deploy_rule_id"] == "deploy.combined-signals"
+    assert gate["deploy_matched"] == "job name: deploy_live + approval hold: hold"
+
+
 def test_a_job_named_deploy_that_only_notifies_is_not_a_deploy(catalogue):
     deploy = _deploy(_job("deploy", "[checkout, {slack/notify: {event: pass}}]"), """
         workflows:
