@@ -175,13 +175,13 @@ def write_json(folder: str, name: str, value: Any) -> str:
     return str(path)
 
 
-def sync(sim: SimulatorProcess, name: str, config: dict, streams: tuple[str, ...], state: Optional[list] = None,
-         keep_ids: bool = False, profile: Optional[str] = None) -> Run:
+def sync(sim: SimulatorProcess, connector: list[str], name: str, config: dict, streams: tuple[str, ...],
+         state: Optional[list] = None, keep_ids: bool = False, profile: Optional[str] = None) -> Run:
     sim.admin("POST", "reset_requests")
     with tempfile.TemporaryDirectory() as folder:
-        command = connector_command()
+        command = connector
         if profile:
-            command = profile_command(profile)
+            command = profile_command(profile, connector)
         args = command + ["read", "--config", write_json(folder, "config.json", config),
                           "--catalog", write_json(folder, "catalog.json", catalog(streams))]
         if state is not None:
@@ -193,13 +193,13 @@ def sync(sim: SimulatorProcess, name: str, config: dict, streams: tuple[str, ...
     return run
 
 
-def profile_command(path: str) -> list[str]:
+def profile_command(path: str, connector: list[str]) -> list[str]:
     py_spy = Path(sys.executable).with_name("py-spy")
     if path.endswith(".prof"):
-        return [sys.executable, "-m", "cProfile", "-o", path, "-m", "source_circleci_ccm.run"]
+        return [str(Path(connector[0]).with_name("python")), "-m", "cProfile", "-o", path, "-m", "source_circleci_ccm.run"]
     tool = str(py_spy) if py_spy.exists() else "py-spy"
     fmt = "speedscope" if path.endswith(".json") else ("raw" if path.endswith(".txt") else "flamegraph")
-    return [tool, "record", "--gil", "--nonblocking", "-r", "100", "-f", fmt, "-o", path, "--"] + connector_command()
+    return [tool, "record", "--gil", "--nonblocking", "-r", "100", "-f", fmt, "-o", path, "--"] + connector
 
 
 def add_request_figures(run: Run, sim: SimulatorProcess) -> None:
@@ -253,16 +253,32 @@ def expected_ids(truth: dict, stream: str, org_slugs: Optional[list[str]] = None
     return {item["id"] for item in items}
 
 
-def startup_seconds(sim: SimulatorProcess, config: dict) -> float:
+def startup_seconds(connector: list[str], config: dict) -> float:
     """Wall time of `discover` (imports, manifest, building the streams; no request): the fixed cost of a run."""
     with tempfile.TemporaryDirectory() as folder:
-        args = connector_command() + ["discover", "--config", write_json(folder, "config.json", config)]
+        args = connector + ["discover", "--config", write_json(folder, "config.json", config)]
         times = []
         for _ in range(2):
             started = time.monotonic()
             subprocess.run(args, cwd=folder, capture_output=True, check=False)
             times.append(time.monotonic() - started)
     return min(times)
+
+
+# --------------------------------------------------------------------------- the connector under test
+def shipped_connector(venv: Path) -> list[str]:
+    """The connector as its image ships it: this checkout installed (not editable) into a venv of its own with
+    the runtime dependencies only. The development venv also holds the test, report and warehouse extras, and
+    some of those change what the CDK imports at start-up (requests-cache loads boto3 when it is installed)."""
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    if not (venv / "bin" / "python").exists():
+        print(f"creating {venv} (the connector's runtime dependencies only) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    for step in (pip + [str(REPO)], pip + ["--no-deps", "--force-reinstall", str(REPO)]):  # deps, then this code
+        done = subprocess.run(step, capture_output=True, text=True, cwd=tempfile.gettempdir())
+        if done.returncode != 0:
+            raise RuntimeError(f"could not install the connector into {venv}:\n{done.stdout}{done.stderr}")
+    return [str(venv / "bin" / "source-circleci-ccm")]
 
 
 # --------------------------------------------------------------------------- meltano-tap-circle-ci
@@ -361,7 +377,7 @@ def rate_limited_syncs(args: argparse.Namespace) -> list[Run]:
                 rtruth = rsim.admin("GET", "truth")
                 rconfig = {"api_token": rsim.token, "api_url": rsim.url, "num_workers": args.workers}
                 print(f"# rate-limited full sync on '{rsim.description}'", flush=True)
-                limited = sync(rsim, f"{args.rate_limit:g} req/s {kind}, reset {reset}", rconfig, CORE_STREAMS, keep_ids=True)
+                limited = sync(rsim, args.connector, f"{args.rate_limit:g} req/s {kind}, reset {reset}", rconfig, CORE_STREAMS, keep_ids=True)
                 check_complete(limited, rtruth, CORE_STREAMS)
                 runs.append(limited)
     return runs
@@ -380,7 +396,7 @@ def scale_series(args: argparse.Namespace) -> int:
     for pipelines in sizes:
         with simulator("bench", args.scale_latency_ms, overrides={"pipelines_per_project": max(1, pipelines // 20)}) as sim:
             config = {"api_token": sim.token, "api_url": sim.url, "num_workers": args.workers}
-            run = sync(sim, f"full, {pipelines:,} pipelines", config, CORE_STREAMS)
+            run = sync(sim, args.connector, f"full, {pipelines:,} pipelines", config, CORE_STREAMS)
             runs.append(run)
             print(f"# scale {pipelines:,}: {run.seconds:.1f} s, {run.peak_rss_mb:.0f} MB, {run.cpu_seconds:.1f} CPU s", flush=True)
     print()
@@ -413,6 +429,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                     help="how many organisations the tap and the connector read side by side (0 = every one the tap "
                          "can read to the end; default 1: the tap reads one request at a time)")
     ap.add_argument("--meltano-venv", default=str(REPO / ".cache" / "bench-meltano-venv"))
+    ap.add_argument("--connector-venv", default=str(REPO / ".cache" / "bench-connector-venv"),
+                    help="venv the connector runs from, with its runtime dependencies only (as the image ships it); "
+                         "empty: run it from this interpreter's environment")
     ap.add_argument("--skip-meltano", action="store_true")
     ap.add_argument("--skip-rate-limited", action="store_true")
     ap.add_argument("--only-rate-limited", action="store_true", help="run the rate-limited syncs alone")
@@ -425,6 +444,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                     "PATH.svg/.json/.txt = py-spy (every thread; py-spy must be installed)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = ap.parse_args(argv)
+    args.connector = shipped_connector(Path(args.connector_venv)) if args.connector_venv else connector_command()
 
     if args.only_scale:
         return scale_series(args)
@@ -438,7 +458,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     figures: dict[str, Any] = {}
     started = time.monotonic()
     print(f"# source-circleci-ccm bench: simulator {args.size}, {args.latency_ms:g} ms a request, "
-          f"num_workers {args.workers}, {os.cpu_count()} CPUs", flush=True)
+          f"num_workers {args.workers}, {os.cpu_count()} CPUs; connector {' '.join(args.connector)}", flush=True)
 
     # 1-2. full, repeat, +1% activity ------------------------------------------------------------------
     with simulator(args.size, args.latency_ms) as sim:
@@ -448,16 +468,16 @@ def main(argv: Optional[list[str]] = None) -> int:
               f"projects, {sizes['pipelines']:,} pipelines, {sizes['workflows']:,} readable workflows, "
               f"{sizes['jobs']:,} jobs of finished workflows, {sizes['contexts']} contexts", flush=True)
         config = {"api_token": sim.token, "api_url": sim.url, "num_workers": args.workers}
-        startup = startup_seconds(sim, config)
+        startup = startup_seconds(args.connector, config)
         print(f"# start-up (discover, no request): {startup:.2f} s", flush=True)
 
-        full = sync(sim, "full", config, CORE_STREAMS, keep_ids=True, profile=args.profile)
+        full = sync(sim, args.connector, "full", config, CORE_STREAMS, keep_ids=True, profile=args.profile)
         check_complete(full, truth, CORE_STREAMS)
         full.implied = implied_full_sync_requests(truth)
         runs.append(full)
         print(f"# full: {full.seconds:.1f} s", flush=True)
 
-        repeat = sync(sim, "repeat, no activity", config, CORE_STREAMS, state=full.state)
+        repeat = sync(sim, args.connector, "repeat, no activity", config, CORE_STREAMS, state=full.state)
         repeat.implied = incremental_sync_bound(truth, truth)
         runs.append(repeat)
         finished_records = {s: repeat.records.get(s, 0) for s in ("pipelines", "workflows", "jobs")}
@@ -466,7 +486,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         new = max(1, round(sizes["pipelines"] * args.activity_percent / 100))
         sim.admin("POST", "activity", {"pipelines": new})
         finished = sim.admin("POST", "finish")["finished_workflows"]
-        activity = sync(sim, f"+{args.activity_percent:g}% activity", config, CORE_STREAMS, state=repeat.state or full.state)
+        activity = sync(sim, args.connector, f"+{args.activity_percent:g}% activity", config, CORE_STREAMS, state=repeat.state or full.state)
         activity.note = f"{new} new pipelines, {finished} workflows finished"
         activity.implied = incremental_sync_bound(truth, sim.admin("GET", "truth"))
         runs.append(activity)
@@ -496,7 +516,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 f"'{msim.description}'; streams {', '.join(MELTANO_STREAMS)}")
                 print(f"# meltano comparison over {meltano_note}", flush=True)
                 mconfig = {"api_token": msim.token, "api_url": msim.url, "num_workers": args.workers, "org_slugs": orgs}
-                connector_side = sync(msim, "connector (meltano subset)", mconfig, MELTANO_STREAMS, keep_ids=True)
+                connector_side = sync(msim, args.connector, "connector (meltano subset)", mconfig, MELTANO_STREAMS, keep_ids=True)
                 check_complete(connector_side, mtruth, MELTANO_STREAMS, orgs)
                 runs.append(connector_side)
                 meltano = run_meltano(msim, tap, orgs)
