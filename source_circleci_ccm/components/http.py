@@ -39,7 +39,7 @@ class CircleCISession(requests.Session):
         self.server_time: Optional[float] = None  # epoch seconds of the first `Date` header seen
         # requests re-reads proxy variables and ~/.netrc on every request; at thousands of requests a sync that
         # was a measurable share of the connector's CPU. The token travels in a header, so .netrc is never
-        # needed; proxy settings (HTTPS_PROXY, NO_PROXY) are read once per host below.
+        # needed; proxy settings (HTTPS_PROXY, NO_PROXY) are read once per origin below.
         self.trust_env = False
         self._environment: dict[str, dict[str, Any]] = {}
 
