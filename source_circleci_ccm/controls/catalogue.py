@@ -78,6 +78,7 @@ class Catalogue:
     rules: list[Rule]
     knowledge: KnowledgeBase
     not_deploy: NotDeploy
+    programs: frozenset[str]  # what a `run` may call through a variable named for it (`$CARGO audit`)
     required_controls: list[str] = field(default_factory=list)
 
     def frameworks(self, control_id: str) -> list[dict]:
@@ -215,10 +216,11 @@ def load_catalogue(
     for cid in required:
         if cid not in controls or controls[cid].internal:
             raise ValueError(f"required control {cid!r} is not in the catalogue")
+    knowledge = load_knowledge_base(SCAN_CONTROLS)
     return Catalogue(
         version=str(data["version"]), controls=controls, rules=list(rules.values()),
-        knowledge=load_knowledge_base(SCAN_CONTROLS), not_deploy=_not_deploy(data["not_deploy"]),
-        required_controls=required,
+        knowledge=knowledge, not_deploy=_not_deploy(data["not_deploy"]),
+        programs=knowledge.programs() | frozenset(data["programs"]), required_controls=required,
     )
 
 

@@ -147,8 +147,9 @@ def _defaults(definition: Any) -> dict:
 
 
 class _Builder:
-    def __init__(self, data: dict):
+    def __init__(self, data: dict, programs: frozenset[str]):
         self.data = data
+        self.programs = programs
         orbs = data.get("orbs") if isinstance(data.get("orbs"), dict) else {}
         self.orbs = {str(a): _orb_name(v, str(a)) for a, v in orbs.items()}
         self.jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
@@ -237,7 +238,7 @@ class _Builder:
         if self.commands_left <= 0:
             self.truncated = f"the configuration runs more than {MAX_COMMANDS} commands; the rest were not read"
             return []
-        read = commands(text, limit=self.commands_left)
+        read = commands(text, limit=self.commands_left, programs=self.programs)
         self.commands_left -= max(len(read), 1)
         if self.commands_left <= 0:
             self.truncated = f"the configuration runs more than {MAX_COMMANDS} commands; the rest were not read"
@@ -409,5 +410,7 @@ def _truth(condition: Any, subst) -> bool | None:
     return None
 
 
-def build_model(data: dict) -> ConfigModel:
-    return _Builder(data).build()
+def build_model(data: dict, programs: frozenset[str] = frozenset()) -> ConfigModel:
+    """The model of a parsed config; ``programs`` are those a `run` may call through a variable named for them
+    (`$CARGO audit`)."""
+    return _Builder(data, programs).build()

@@ -218,7 +218,7 @@ def evaluate_config(config_text: str, catalogue: Catalogue, *, executed_jobs: li
         if include_deploy:
             out[DEPLOY] = catalogue.result(DEPLOY, UNKNOWN, reason=parsed.reason)
         return out
-    model = build_model(parsed.data)
+    model = build_model(parsed.data, catalogue.programs)
     results, deploy_ev = evaluate_model(catalogue, model)
     if executed_jobs is not None:
         apply_execution(results, executed_jobs, executed_steps or {})

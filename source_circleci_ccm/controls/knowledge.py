@@ -84,6 +84,10 @@ class KnowledgeBase:
                     for task in tasks:
                         by_task.setdefault(task.lower(), []).append(tool)
 
+    def programs(self) -> frozenset[str]:
+        """Every program the knowledge base names: scanners' executables and the build tools that run tasks."""
+        return frozenset(self._by_executable) | frozenset(self._tasks_by_executable)
+
     def command_hits(self, command: Command) -> list[Hit]:
         """Scanners that ``command`` runs, by program name, by build-tool task, or by `docker run` image."""
         hits = []

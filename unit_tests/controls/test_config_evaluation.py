@@ -238,3 +238,19 @@ def test_compiled_config_with_expanded_orb_steps_is_recognised(catalogue):
     assert r["sast"].status == "pass"
     assert r["sast"].evidence[0]["where"] == "jobs.sonarcloud/scan.steps[0].run"
     assert r["image_scanning"].status == "pass"
+
+
+def test_a_scanner_run_through_a_variable_named_for_its_build_tool_is_evidence(catalogue):
+    r = run("""
+        version: 2.1
+        jobs:
+          audit:
+            docker: [{image: cimg/rust:1.75}]
+            steps:
+              - run: echo 'export CARGO=$(rustup which cargo)' >> $BASH_ENV
+              - run: $CARGO $CARGOFLAGS audit --deny-warnings
+        workflows:
+          main: {jobs: [audit]}
+        """, catalogue)
+    assert r["dependency_scanning"].status == "pass"
+    assert r["dependency_scanning"].evidence[0]["rule_id"] == "kb.cargo-audit"
