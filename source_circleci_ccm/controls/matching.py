@@ -64,7 +64,7 @@ def match_rule(rule: Rule, unit: Unit) -> str | None:
             return None
         matched = unit.orb_ref
     if rule.job_name:
-        names = [n for n in {unit.job, unit.job_key} if n]
+        names = [n for n in dict.fromkeys((unit.job, unit.job_key)) if n]  # ordered: evidence is the same each run
         hit = next((n for n in names if rule.job_name.search(n)), None)
         if hit is None:
             return None
