@@ -29,6 +29,7 @@ MAX_COMMANDS = 50_000
 RUN_STEPS = ("run", "deploy")
 _PARAM_RE = re.compile(r"<<\s*parameters\.([\w-]+)\s*>>")
 _PIPELINE_PARAM_RE = re.compile(r"<<\s*pipeline\.parameters\.([\w-]+)\s*>>")
+_MATRIX_PARAM_RE = re.compile(r"<<\s*matrix\.([\w-]+)\s*>>")
 
 
 @dataclass
@@ -303,6 +304,7 @@ class _Builder:
                 requires.extend(str(k) for k in r)
             else:
                 requires.append(str(r))
+        requires = [_fill_matrix(r, values) for r in requires]  # `requires: [build-<< matrix.v >>]`: its own pair
         contexts = [str(c) for c in _as_list(params.get("context"))]
         extra = {str(k): v for k, v in params.items()
                  if k not in ("requires", "context", "filters", "type", "matrix", "name")}
@@ -340,7 +342,8 @@ def _matrix(key: str, params: dict) -> list[tuple[str, str, dict]]:
     grid = matrix.get("parameters") if isinstance(matrix, dict) else None
     if not isinstance(grid, dict) or not grid:
         return [(name, "", {})]
-    alias = str(matrix.get("alias") or name)
+    named_by_values = bool(_MATRIX_PARAM_RE.search(name))
+    alias = str(matrix.get("alias") or (key if named_by_values else name))
     axes = [(str(p), _as_list(v)) for p, v in grid.items()]
     excluded = [e for e in _as_list(matrix.get("exclude")) if isinstance(e, dict)]
     out = []
@@ -348,11 +351,20 @@ def _matrix(key: str, params: dict) -> list[tuple[str, str, dict]]:
         values = {p: v for (p, _), v in zip(axes, combination)}
         if any(all(values.get(str(k)) == v for k, v in e.items()) for e in excluded):
             continue
-        # CircleCI names an expansion `<alias>-<value>-<value>` (alias defaults to the job name)
-        out.append((f"{alias}-" + "-".join(str(v) for v in combination), alias, values))
+        # CircleCI fills `<< matrix.x >>` into a `name` that uses them; else an expansion is `<alias>-<value>-<value>`
+        # (alias defaults to the job name)
+        expanded = _fill_matrix(name, values) if named_by_values else f"{alias}-" + "-".join(str(v) for v in combination)
+        out.append((expanded, alias, values))
         if len(out) >= MAX_MATRIX_JOBS:
             break
     return out
+
+
+def _fill_matrix(text: str, values: dict) -> str:
+    """``text`` with `<< matrix.x >>` replaced by this expansion's value of x."""
+    if not values or "<<" not in text:
+        return text
+    return _MATRIX_PARAM_RE.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
 
 
 def _refs(filters: Any) -> tuple[str, ...]:
