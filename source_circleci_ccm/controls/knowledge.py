@@ -35,6 +35,14 @@ class Tool:
     orbs: dict[str, dict[str, str | None] | None] = field(default_factory=dict)  # orb -> command -> control
     tasks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # build tool -> task names
     names: tuple[str, ...] = ()  # words a step, job or orb name uses for the tool, besides its programs'
+    _by_first_word: dict[str, str | None] = field(default_factory=dict)  # `docker` of `docker scan` -> its control
+
+    def __post_init__(self) -> None:
+        controls_by_first_word: dict[str, set[str | None]] = {}
+        for subcommand, control in self.subcommands.items():
+            controls_by_first_word.setdefault(subcommand.split(" ", 1)[0], set()).add(control)
+        self._by_first_word = {word: next(iter(controls)) for word, controls in controls_by_first_word.items()
+                               if len(controls) == 1}  # a word that begins subcommands of different scans says none
 
     def words(self) -> set[str]:
         """Single words that name this tool (`gitleaks`, `twistlock`): its id, programs and `names`."""
@@ -49,6 +57,16 @@ class Tool:
                 return self.subcommands[key]
         if (positional[:1] and positional[0].lower() in not_scanning) or any(a in not_scanning for a in args if a.startswith("-")):
             return None
+        return self.control
+
+    def control_in_name(self, following: list[str]) -> str | None:
+        """What a name scans that says this tool followed by the words ``following``: the subcommand they name or
+        begin (`wiz docker` for `wizcli docker scan`, `snyk container test`), else the tool's own control."""
+        for key in (" ".join(following[:2]), " ".join(following[:1])):
+            if key in self.subcommands:
+                return self.subcommands[key]
+        if following and following[0] in self._by_first_word:
+            return self._by_first_word[following[0]]
         return self.control
 
 
@@ -69,9 +87,8 @@ class KnowledgeBase:
 
     def __post_init__(self) -> None:
         for tool in self.tools:
-            if tool.control:  # a name alone cannot say which of a multi-scan tool's scans ran
-                for word in tool.words():
-                    self._by_word.setdefault(word.lower(), []).append(tool)
+            for word in tool.words():
+                self._by_word.setdefault(word.lower(), []).append(tool)
             for exe in tool.executables:
                 self._by_executable.setdefault(exe.lower(), []).append(tool)
             for image in tool.images:
@@ -120,11 +137,18 @@ class KnowledgeBase:
 
     def name_hits(self, name: str, scan_word_needed: bool = True) -> list[Hit]:
         """Scanners a step or job name says it runs: a tool's word with a scan word (`Twistlock Scan`, `Run
-        Semgrep`) and no set-up word (`Install Twistlock`)."""
+        Semgrep`) and no set-up word (`Install Twistlock`).  The word after the tool's may name its subcommand
+        (`wiz-docker`): a multi-scan tool, whose name alone cannot say which of its scans ran, needs one."""
         words = _WORD.findall(name.lower())
         if self.names_set_up(name) or (scan_word_needed and not self.scan_words.intersection(words)):
             return []
-        return [Hit(tool.id, tool.control, name) for word in words for tool in self._by_word.get(word, ())]
+        hits = []
+        for i, word in enumerate(words):
+            for tool in self._by_word.get(word, ()):
+                control = tool.control_in_name(words[i + 1:])
+                if control:
+                    hits.append(Hit(tool.id, control, name))
+        return hits
 
     def orb_hits(self, orb: str, orb_ref: str) -> list[Hit]:
         """Scanners behind an orb job or command (`alias/command` of orb ``orb``): by the registry's orb name,
