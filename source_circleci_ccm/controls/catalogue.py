@@ -11,7 +11,7 @@ from .results import ControlResult
 from .knowledge import KnowledgeBase, load_knowledge_base
 from .patterns import Pattern, compile_pattern
 
-MATCHER_FIELDS = ("orb", "orb_command", "job_name", "step_name", "step_type", "run", "context", "filters", "approval")
+MATCHER_FIELDS = ("orb", "orb_command", "orb_job", "job_name", "step_name", "step_type", "run", "context", "filters", "approval")
 PARAMETER_CONDITIONS = ("matches", "not", "present", "equals")
 SCAN_CONTROLS = ("dependency_scanning", "sast", "image_scanning", "secret_scanning", "iac_scanning")
 DERIVED_CONTROLS = ("approval_gate_before_deploy", "tests_before_deploy", "scans_before_deploy")
@@ -37,7 +37,8 @@ class Rule:
     control: str
     description: str = ""
     orb: Pattern | None = None
-    orb_command: Pattern | None = None
+    orb_command: Pattern | None = None  # an orb job a workflow invokes or an orb command a step runs
+    orb_job: Pattern | None = None  # an orb job a workflow invokes (not a step's orb command)
     job_name: Pattern | None = None
     step_name: Pattern | None = None
     step_type: Pattern | None = None
@@ -57,7 +58,7 @@ class Rule:
 
     @property
     def is_orb_rule(self) -> bool:
-        return bool(self.orb or self.orb_command)
+        return bool(self.orb or self.orb_command or self.orb_job)
 
 
 @dataclass(frozen=True)

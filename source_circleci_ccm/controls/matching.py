@@ -54,13 +54,15 @@ def match_rule(rule: Rule, unit: Unit) -> str | None:
         if not unit.orb or not rule.orb.search(unit.orb):
             return None
         matched = unit.orb_ref or unit.orb
-    if rule.orb_command:
-        if not unit.orb_ref:
+    for pattern, jobs_only in ((rule.orb_command, False), (rule.orb_job, True)):
+        if pattern is None:
+            continue
+        if not unit.orb_ref or (jobs_only and not unit.is_job):
             return None
         candidates = [unit.orb_ref]
         if unit.orb:
             candidates.append(f"{unit.orb}/{unit.orb_ref.split('/', 1)[-1]}")
-        if not any(rule.orb_command.search(c) for c in candidates):
+        if not any(pattern.search(c) for c in candidates):
             return None
         matched = unit.orb_ref
     if rule.job_name:

@@ -8,6 +8,8 @@ ORBS = """
 version: 2.1
 orbs:
   slack: circleci/slack@4.12.5
+  docker: circleci/docker@2.8.2
+  platform: example/platform@1.0.0
   codecov: codecov/codecov@4.1.0
   helm: circleci/helm@3.0.2
 """
@@ -243,5 +245,33 @@ def test_pushing_a_commit_back_to_the_branch_is_not_a_deploy(catalogue):
     deploy = _deploy(_job("docs", '[checkout, {run: "git commit -am docs && git push origin main"}]'), """
         workflows:
           main: {jobs: [docs]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_an_orb_job_that_builds_an_image_publishes_it(catalogue):
+    deploy = _deploy("", """
+        workflows:
+          main:
+            jobs:
+              - platform/build_multiplatform_docker: {name: build_docker}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.orb-image-build-job"
+
+
+def test_an_orb_job_told_not_to_push_the_image_it_builds_is_not_a_deploy(catalogue):
+    deploy = _deploy("", """
+        workflows:
+          main:
+            jobs:
+              - platform/build-image: {push_image: false}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_step_that_builds_an_image_with_an_orb_command_is_not_a_deploy(catalogue):
+    deploy = _deploy(_job("image", "[checkout, setup_remote_docker, {docker/build: {image: app}}]"), """
+        workflows:
+          main: {jobs: [image]}
         """, catalogue)
     assert deploy.status == "not_applicable"
