@@ -87,6 +87,7 @@ def match_rule(rule: Rule, unit: Unit) -> str | None:
         matched = _search_run(rule, unit.run)
         if matched is None:
             return None
+        examined.extend(n for n in (unit.step, unit.job) if n)  # what a command does is often told only by names
     if rule.context:
         hit = next((c for c in unit.contexts if rule.context.search(c)), None)
         if hit is None:

@@ -275,3 +275,47 @@ def test_a_step_that_builds_an_image_with_an_orb_command_is_not_a_deploy(catalog
           main: {jobs: [image]}
         """, catalogue)
     assert deploy.status == "not_applicable"
+
+
+def test_uploading_a_built_site_to_object_storage_is_a_deploy(catalogue):
+    deploy = _deploy(_job("site", "[checkout, {run: 'npm run build && aws s3 sync dist s3://www.example.org --delete'}]"), """
+        workflows:
+          main: {jobs: [site]}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.object-storage-upload"
+
+
+def test_downloading_from_object_storage_is_not_a_deploy(catalogue):
+    deploy = _deploy(_job("fetch", "[{run: 'aws s3 cp s3://models.example.org/weights.bin ./weights.bin'}]"), """
+        workflows:
+          main: {jobs: [fetch]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_an_upload_whose_step_says_it_uploads_coverage_is_not_a_deploy(catalogue):
+    steps = "[{run: {name: Push coverage to S3, command: 'aws s3 cp --recursive out/html \"s3://$BUCKET/unit/\"'}}]"
+    deploy = _deploy(_job("unit", steps), """
+        workflows:
+          main: {jobs: [unit]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_an_upload_to_a_local_object_storage_emulator_is_not_a_deploy(catalogue):
+    steps = "[{run: 'aws --endpoint-url http://localhost:9000 s3 sync fixtures s3://bucket/'}, {run: npm run int-test}]"
+    deploy = _deploy(_job("integration", steps), """
+        workflows:
+          main: {jobs: [integration]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_job_named_redeploy_is_named_as_a_deploy(catalogue):
+    deploy = _deploy(_job("redeploy-frontend", "[checkout, {run: ./scripts/go.sh}]"), """
+        workflows:
+          main:
+            jobs:
+              - redeploy-frontend: {context: production}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["signals"][0]["matched"] == "redeploy-frontend"
