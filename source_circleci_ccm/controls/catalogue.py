@@ -70,6 +70,7 @@ class NotDeploy:
     orbs: Pattern
     orb_commands: Pattern
     names: Pattern
+    teardowns: dict[str, frozenset[str]]  # program -> subcommands that tear down what it deployed
 
 
 @dataclass
@@ -232,6 +233,7 @@ def _not_deploy(raw: dict) -> NotDeploy:
         orbs=_compile("not_deploy", "orbs", raw["orbs"]),
         orb_commands=_compile("not_deploy", "orb_commands", raw["orb_commands"]),
         names=_compile("not_deploy", "names", raw["names"]),
+        teardowns={program: frozenset(subcommands) for program, subcommands in raw["teardowns"].items()},
     )
 
 

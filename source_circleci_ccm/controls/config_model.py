@@ -46,6 +46,7 @@ class Unit:
     run: str | None = None  # the commands, one per line, wrappers taken off (what `run` rules search)
     source: str | None = None  # the `run` text as written (parameters substituted), for people to read
     commands: list[Command] = field(default_factory=list)
+    workdir: str | None = None  # `run` steps: their own `working_directory`, when they set one
     image: str | None = None  # job units: the executor's primary image
     params: dict = field(default_factory=dict)
     contexts: list[str] = field(default_factory=list)
@@ -202,16 +203,17 @@ class _Builder:
             common = dict(job=wj.name, job_key=wj.key, contexts=wj.contexts)
             if name in RUN_STEPS:
                 if isinstance(args, str):
-                    command, step_name = args, None
+                    command, step_name, workdir = args, None, None
                 elif isinstance(args, dict):
-                    command, step_name = args.get("command"), args.get("name")
+                    command, step_name, workdir = args.get("command"), args.get("name"), args.get("working_directory")
                 else:
                     continue
                 source = self._subst(str(command or ""), scope)
                 read = self._read(source)
                 out.append(Unit(where=f"{where}.{name}", step=self._subst(str(step_name), scope) if step_name else None,
                                 step_index=len(out), step_type=name, run="\n".join(c.line for c in read),
-                                source=source, commands=read, **common))
+                                source=source, commands=read, workdir=self._subst(str(workdir), scope) if workdir else None,
+                                **common))
             elif name in ("when", "unless") and isinstance(args, dict):
                 holds = _truth(args.get("condition"), lambda text: self._subst_job(text, scope))
                 if holds is None or holds == (name == "when"):  # unknown until run time: it may run

@@ -6,7 +6,8 @@ is weak: a job named `release` may only draft release notes, a `production` cont
 `main`-only filter fits a lint job as well.  Weak signals of the deploy control's `signals_needed` different
 kinds make a deploy together, on a job that does something besides what the catalogue's `not_deploy` lists
 (notifications, newsletters, caches, artifact, test-result and coverage uploads), and whose name does not say
-it is one of those.  A name that says so (`deploy-notify`, "Publish test results") is no deploy signal either.
+it is one of those.  A name that says so (`deploy-notify`, "Publish test results") is no deploy signal either,
+and a deploy the job tears down again (`terraform apply` ... `terraform destroy`) is test infrastructure.
 """
 from __future__ import annotations
 
@@ -24,13 +25,14 @@ def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob) -> list[dict]:
     not_deploy, rules = catalogue.not_deploy, catalogue.rules_for(DEPLOY)
     strong: list[dict] = []
     weak: dict[str, tuple[Rule, Unit, str]] = {}  # signal kind -> first rule, unit and text that showed it
-    for unit in wj.units:
+    for position, unit in enumerate(wj.units):
         unit_has_strong = False
         for rule in rules:
             if (unit_has_strong and rule.signal is None) or rule.signal in weak:
                 continue
             matched = match_rule(rule, unit)
-            if matched is None or _names_a_non_deploy(rule, unit, not_deploy):
+            if (matched is None or _names_a_non_deploy(rule, unit, not_deploy)
+                    or _torn_down_later(not_deploy, wj, position, matched)):
                 continue
             if rule.signal is None:
                 strong.append(unit_evidence(unit, wj, rule.id, matched))
@@ -55,6 +57,20 @@ def _names_a_non_deploy(rule: Rule, unit: Unit, not_deploy: NotDeploy) -> bool:
     names = (([unit.job, unit.job_key] if rule.job_name else []) + ([unit.step] if rule.step_name and unit.step else [])
              + (list(unit.approvals) if rule.approval else []))
     return any(not_deploy.names.search(name) for name in names)
+
+
+def _torn_down_later(not_deploy: NotDeploy, wj: WorkflowJob, position: int, matched: str) -> bool:
+    """The command line ``matched`` in unit ``position`` deploys with a program (`terraform apply`) whose teardown
+    (`terraform destroy`) the job runs after it in the same working directory: test infrastructure."""
+    unit = wj.units[position]
+    program = matched.split(" ", 1)[0]
+    teardowns = not_deploy.teardowns.get(program)
+    if not teardowns:
+        return False
+    deployed_at = next((i for i, c in enumerate(unit.commands) if c.line == matched), len(unit.commands))
+    later = [(unit, unit.commands[deployed_at + 1:])] + [(u, u.commands) for u in wj.units[position + 1:]]
+    return any(u.workdir == unit.workdir and c.argv[0] == program and len(c.argv) > 1 and c.argv[1] in teardowns
+               for u, cs in later for c in cs)
 
 
 def _does_more_than_non_deploy_work(not_deploy: NotDeploy, wj: WorkflowJob) -> bool:
