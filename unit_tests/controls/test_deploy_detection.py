@@ -347,3 +347,10 @@ def test_destroying_before_applying_recreates_and_is_a_deploy(catalogue):
     deploy = _deploy(*_acceptance("[{run: 'terraform destroy -auto-approve && terraform apply -auto-approve'}]"), catalogue)
     assert deploy.status == "pass"
 
+
+def test_a_job_named_as_pushing_an_image_is_a_deploy(catalogue):
+    deploy = _deploy(_job("dev-upload-docker", "[checkout, setup_remote_docker, {run: make ci.dev-docker}]"), """
+        workflows:
+          main: {jobs: [dev-upload-docker]}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.image-push-job-name"
