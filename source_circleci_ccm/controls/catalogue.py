@@ -70,6 +70,8 @@ class NotDeploy:
     orbs: Pattern
     orb_commands: Pattern
     names: Pattern
+    work_names: Pattern  # a step so named builds, tests or lints ...
+    shipping_words: Pattern  # ... unless its name also says it ships
     teardowns: dict[str, frozenset[str]]  # program -> subcommands that tear down what it deployed
 
 
@@ -233,6 +235,8 @@ def _not_deploy(raw: dict) -> NotDeploy:
         orbs=_compile("not_deploy", "orbs", raw["orbs"]),
         orb_commands=_compile("not_deploy", "orb_commands", raw["orb_commands"]),
         names=_compile("not_deploy", "names", raw["names"]),
+        work_names=_compile("not_deploy", "work_names", raw["work_names"]),
+        shipping_words=_compile("not_deploy", "shipping_words", raw["shipping_words"]),
         teardowns={program: frozenset(subcommands) for program, subcommands in raw["teardowns"].items()},
     )
 

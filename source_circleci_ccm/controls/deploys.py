@@ -5,8 +5,9 @@ A catalogue `deploy` rule without a `signal` is strong evidence on its own: a de
 is weak: a job named `release` may only draft release notes, a `production` context may only be read, and a
 `main`-only filter fits a lint job as well.  Weak signals of the deploy control's `signals_needed` different
 kinds make a deploy together, on a job that does something besides what the catalogue's `not_deploy` lists
-(notifications, newsletters, caches, artifact, test-result and coverage uploads), and whose name does not say
-it is one of those.  A name that says so (`deploy-notify`, "Publish test results") is no deploy signal either,
+(notifications, newsletters, caches, artifact, test-result and coverage uploads, steps that build, test or lint),
+that does not hand what it made on to a later job through the workspace, and whose name does not say it is one
+of those.  A name that says so (`deploy-notify`, "Publish test results") is no deploy signal either,
 and a deploy the job tears down again (`terraform apply` ... `terraform destroy`) is test infrastructure.
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob) -> list[dict]:
         return strong
     job = wj.units[0]
     if (len(weak) < catalogue.controls[DEPLOY].signals_needed or not_deploy.names.search(job.job)
-            or not _does_more_than_non_deploy_work(not_deploy, wj)):
+            or _hands_its_output_on(wj) or not _does_more_than_non_deploy_work(catalogue, wj)):
         return []
     signals = [{"signal": kind, "rule_id": rule.id, "where": unit.where, "matched": matched}
                for kind, (rule, unit, matched) in weak.items()]
@@ -73,16 +74,26 @@ def _torn_down_later(not_deploy: NotDeploy, wj: WorkflowJob, position: int, matc
                for u, cs in later for c in cs)
 
 
-def _does_more_than_non_deploy_work(not_deploy: NotDeploy, wj: WorkflowJob) -> bool:
-    """Some step of the job (or the orb job itself) is not housekeeping, a notification or a report upload."""
+def _hands_its_output_on(wj: WorkflowJob) -> bool:
+    """The job persists what it made to the workspace, CircleCI's way of passing a build to a later job."""
+    return any(unit.step_type == "persist_to_workspace" for unit in wj.units[1:])
+
+
+def _does_more_than_non_deploy_work(catalogue: Catalogue, wj: WorkflowJob) -> bool:
+    """Some step of the job (or the orb job itself) is not housekeeping, a notification, a report upload, nor
+    a build, test or lint step."""
     job = wj.units[0]
     work = ([job] if job.orb_ref else []) + wj.units[1:]
-    return any(not _is_non_deploy_work(not_deploy, unit) for unit in work)
+    test_rules = catalogue.rules_for("automated_tests")
+    return any(not _is_non_deploy_work(catalogue.not_deploy, unit)
+               and not any(match_rule(rule, unit) is not None for rule in test_rules) for unit in work)
 
 
 def _is_non_deploy_work(not_deploy: NotDeploy, unit: Unit) -> bool:
     if unit.step and not_deploy.names.search(unit.step):
         return True
+    if unit.step and not_deploy.work_names.search(unit.step) and not not_deploy.shipping_words.search(unit.step):
+        return True  # "Build executable", "Run unit tests", "Lint"
     if unit.step_type in RUN_STEPS:
         return all(c.argv[0] in NO_OP_PROGRAMS or c.argv[0] in not_deploy.programs for c in unit.commands)
     if unit.orb_ref:

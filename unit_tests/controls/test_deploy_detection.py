@@ -354,3 +354,44 @@ def test_a_job_named_as_pushing_an_image_is_a_deploy(catalogue):
           main: {jobs: [dev-upload-docker]}
         """, catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.image-push-job-name"
+
+
+def test_a_step_named_release_is_one_weak_signal_not_a_deploy_alone(catalogue):
+    deploy = _deploy(_job("handler", "[checkout, {run: {name: Release handler, command: ./bin/go}}]"), """
+        workflows:
+          main: {jobs: [handler]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_release_job_on_tags_whose_steps_only_build_and_test_is_not_a_deploy(catalogue):
+    steps = "[checkout, {run: {name: Build executable, command: make -C handler release}}, {run: go test ./...}]"
+    deploy = _deploy(_job("release", steps), """
+        workflows:
+          main:
+            jobs:
+              - release: {filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_step_named_as_building_and_deploying_is_not_build_work(catalogue):
+    deploy = _deploy(_job("deploy", "[checkout, {run: {name: Build and deploy, command: ./bin/go}}]"), """
+        workflows:
+          main:
+            jobs:
+              - deploy: {context: production}
+        """, catalogue)
+    assert deploy.status == "pass"
+
+
+def test_a_release_job_that_hands_what_it_made_on_through_the_workspace_is_not_a_deploy(catalogue):
+    steps = "[checkout, {run: make release_handler}, {persist_to_workspace: {root: ., paths: [release/*]}}]"
+    deploy = _deploy(_job("release_handler", steps), """
+        workflows:
+          main:
+            jobs:
+              - release_handler: {filters: {tags: {only: /^v.*/}, branches: {only: master}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
