@@ -395,3 +395,12 @@ def test_a_release_job_that_hands_what_it_made_on_through_the_workspace_is_not_a
         """, catalogue)
     assert deploy.status == "not_applicable"
 
+
+def test_a_deploy_command_in_a_job_that_persists_its_outputs_is_still_a_deploy(catalogue):
+    steps = ("[checkout, {run: aws cloudformation deploy --template-file stack.yml --stack-name app},"
+             " {persist_to_workspace: {root: ., paths: [outputs.env]}}]")
+    deploy = _deploy(_job("infrastructure", steps), """
+        workflows:
+          main: {jobs: [infrastructure]}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.commands"
