@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 from .catalogue import DEPLOY, SCAN_CONTROLS, Catalogue
-from .config_model import RUN_STEPS, ConfigModel, Workflow, WorkflowJob, build_model
+from .config_model import RUN_STEPS, ConfigModel, Unit, Workflow, WorkflowJob, build_model
 from .deploys import job_deploy_evidence
 from .execution import apply_execution
 from .matching import match_rule, unit_evidence
 from .results import FAIL, NOT_APPLICABLE, PASS, UNKNOWN, ControlResult, evidence
 from .safe_yaml import Unparseable, parse_config
-from .shell import NO_OP_PROGRAMS
+from .knowledge import Tool
+from .shell import NO_OP_PROGRAMS, SETUP_PROGRAMS
 
 STEP_CONTROLS = SCAN_CONTROLS + ("automated_tests",)
+INSTALLED_THEN_OPAQUE = "installed in a security-named step, run through an opaque command"
 
 
 def _job_matches(catalogue: Catalogue, wj: WorkflowJob) -> dict[str, list[dict]]:
@@ -45,6 +47,7 @@ def _job_matches(catalogue: Catalogue, wj: WorkflowJob) -> dict[str, list[dict]]
                 if matched is not None:
                     ev.append(unit_evidence(unit, wj, rule.id, matched))
                     break
+    _installed_scanners_run_opaquely(catalogue, wj, found)
     job = wj.units[0]
     runs = any(unit.commands for unit in wj.units[1:])
     if _does_nothing(wj):  # only echoes: a job named `publish` or `test` that publishes or tests nothing
@@ -59,6 +62,43 @@ def _job_matches(catalogue: Catalogue, wj: WorkflowJob) -> dict[str, list[dict]]
             if hit.tool not in tools_seen:
                 found[hit.control].append(unit_evidence(job, wj, f"kb.{hit.tool}", hit.matched))
     return found
+
+
+def _installed_scanners_run_opaquely(catalogue: Catalogue, wj: WorkflowJob, found: dict[str, list[dict]]) -> None:
+    """Credit a scanner installed in a step or job named as its scan and then run through a command nothing
+    explains (`pip3 install bandit` then `make scan` in a step "Run security scan"; a job "Security Checks" that
+    installs cargo-deny, then runs `cargo xtask security-checks`): the name and the install together say what
+    the opaque command runs, as a reader of the config would take it."""
+    knowledge = catalogue.knowledge
+    job_name = wj.units[0].job
+    explained = {e["where"] for ev in found.values() for e in ev}
+    installs: list[tuple[Tool, str, Unit]] = []  # (scanner, install command, step), in order, not yet credited
+    for unit in wj.units[1:]:
+        for command in unit.commands:
+            tools = knowledge.installed(command)
+            if tools is not None:
+                installs.extend((tool, command.line, unit) for tool in tools)
+                continue
+            if (not installs or unit.where in explained or command.argv[0] in NO_OP_PROGRAMS
+                    or command.argv[0] in SETUP_PROGRAMS or knowledge.command_hits(command)):
+                continue
+            for install in list(installs):
+                tool, install_line, install_unit = install
+                named = _named_as_scan(catalogue, tool.control, unit.step if install_unit is unit else None, job_name)
+                if named:
+                    found[tool.control].append(unit_evidence(unit, wj, f"kb.{tool.id}",
+                                                             f"{install_line} in {named}, then {command.line}",
+                                                             how=INSTALLED_THEN_OPAQUE))
+                    installs.remove(install)
+
+
+def _named_as_scan(catalogue: Catalogue, control: str, step: str | None, job: str) -> str | None:
+    """The step (when given) or job name that says it runs a ``control`` scan, and not that it sets one up."""
+    pattern, knowledge = catalogue.controls[control].named_step, catalogue.knowledge
+    for kind, name in (("step", step), ("job", job)):
+        if name and pattern is not None and pattern.search(name) and not knowledge.names_set_up(name):
+            return f"{kind} {name!r}"
+    return None
 
 
 def _does_nothing(wj: WorkflowJob) -> bool:
@@ -132,7 +172,9 @@ def _named_opaque_step(analysis: _Analysis, control: str) -> dict | None:
         return None
     knowledge = analysis.catalogue.knowledge
     for wj in analysis.model.invoked_jobs():
-        explained = {e["where"] for control in SCAN_CONTROLS for e in analysis.of(wj, control)}
+        # the command of a step credited from the scanner it installed is still opaque for the other scans
+        explained = {e["where"] for control in SCAN_CONTROLS for e in analysis.of(wj, control)
+                     if e.get("how") != INSTALLED_THEN_OPAQUE}
         for unit in wj.units[1:]:
             # A step that only prints (`echo "TODO: enable snyk"`) shows there is no scan: `fail`, not `unknown`.
             opaque = any(command.argv[0] not in NO_OP_PROGRAMS for command in unit.commands)

@@ -15,6 +15,7 @@ from .shell import Command, image_name
 
 TOOL_FIELDS = {"id", "docs", "control", "executables", "subcommands", "images", "orbs", "tasks", "names"}
 _WORD = re.compile(r"[a-z0-9]+")  # one letter or digit class repeated: linear
+_PACKAGE_VERSION = re.compile(r"[@=<>~!\[]")  # where a package name ends and its version or extras begin
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class KnowledgeBase:
     build_tools: dict[str, tuple[str, ...]]
     scan_words: frozenset[str]
     not_scan_words: frozenset[str]
+    installers: dict[str, tuple[tuple[str, ...], ...]]  # program -> its install subcommands, as words
     _by_executable: dict[str, list[Tool]] = field(default_factory=dict)
     _by_image: dict[str, list[Tool]] = field(default_factory=dict)
     _by_orb: dict[str, list[Tool]] = field(default_factory=dict)
@@ -100,6 +102,23 @@ class KnowledgeBase:
                     by_task = self._tasks_by_executable.setdefault(exe, {})
                     for task in tasks:
                         by_task.setdefault(task.lower(), []).append(tool)
+
+    def installed(self, command: Command) -> list[Tool] | None:
+        """Scanners with a control of their own that ``command`` installs (`pip3 install bandit`, `cargo install
+        --locked cargo-deny`, `go install github.com/securego/gosec/v2/cmd/gosec@latest`); None when it installs
+        nothing (it is no package manager's install)."""
+        subcommands = self.installers.get(command.argv[0].lower())
+        if not subcommands:
+            return None
+        positional = [a.lower() for a in command.argv[1:] if not a.startswith("-")]
+        subcommand = next((s for s in subcommands if tuple(positional[:len(s)]) == s), None)
+        if subcommand is None:
+            return None
+        tools = []
+        for package in positional[len(subcommand):]:
+            name = _PACKAGE_VERSION.split(package.rsplit("/", 1)[-1], 1)[0]  # path, `@v1`, `==1.7`, `[toml]` off
+            tools.extend(t for t in self._by_executable.get(name, ()) if t.control and t not in tools)
+        return tools
 
     def programs(self) -> frozenset[str]:
         """Every program the knowledge base names: scanners' executables and the build tools that run tasks."""
@@ -205,4 +224,6 @@ def load_knowledge_base(controls: tuple[str, ...]) -> KnowledgeBase:
         not_scanning_orb_commands=frozenset(data["not_scanning_orb_commands"]),
         build_tools={k: tuple(v) for k, v in data["build_tools"].items()},
         scan_words=frozenset(data["scan_words"]), not_scan_words=frozenset(data["not_scan_words"]),
+        installers={program: tuple(tuple(s.split()) for s in subcommands)
+                    for program, subcommands in data["installers"].items()},
     )

@@ -26,6 +26,8 @@ _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _VARIABLE = re.compile(r"\$\{?([A-Za-z][A-Za-z0-9]*)\}?")
 # Programs that only print, wait or exit: a step of nothing else neither deploys, tests nor scans.
 NO_OP_PROGRAMS = frozenset({"echo", "printf", "true", ":", "exit", "sleep"})
+# Builtins that only set the shell up (directory, variables): never the command that does a step's work.
+SETUP_PROGRAMS = frozenset({"cd", "pushd", "popd", "export", "set", "source", ".", "mkdir", "chmod", "which"})
 MAX_NESTING = 3  # sh -c "bash -c '...'" nests; deeper is not worth reading
 MAX_WORD = 1024  # no program name or argument a rule needs is longer; a longer word is cut, not unquoted whole
 MAX_WORDS = 256  # words kept of one command
