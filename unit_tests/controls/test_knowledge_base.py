@@ -54,7 +54,8 @@ def test_knowledge_base_has_at_least_120_tools_with_a_docs_url_each():
 
 @pytest.mark.parametrize("tool", KNOWLEDGE.tools, ids=lambda t: t.id)
 def test_each_tool_is_well_formed_and_reachable_by_each_of_its_matchers(tool, catalogue):
-    controls = {tool.control, *tool.subcommands.values()} - {None}
+    orb_controls = {c for commands in tool.orbs.values() if commands for c in commands.values()}
+    controls = {tool.control, *tool.subcommands.values(), *orb_controls} - {None}
     assert controls and controls <= set(SCAN_CONTROLS), "a tool scans for at least one scan control"
     assert tool.executables or tool.images or tool.orbs or tool.tasks, "a tool needs a matcher"
     ways = list(_ways_to_call(tool))
