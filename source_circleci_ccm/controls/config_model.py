@@ -15,10 +15,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from itertools import product
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .shell import Command, commands
 
+T = TypeVar("T")
 MAX_COMMAND_DEPTH = 20
 MAX_UNITS_PER_JOB = 5000
 MAX_MATRIX_JOBS = 256
@@ -51,7 +52,7 @@ class Unit:
     params: dict = field(default_factory=dict)
     contexts: list[str] = field(default_factory=list)
     refs: tuple[str, ...] = ()  # job units: what its filters restrict it to (`branch:main`, `tag:/^v.*/`); () any branch
-    approvals: tuple[str, ...] = ()  # job units: the `type: approval` jobs it requires directly
+    approvals: tuple[str, ...] = ()  # job units: its `requires` entries that name `type: approval` jobs
 
 
 @dataclass
@@ -87,6 +88,7 @@ class Workflow:
     def __post_init__(self) -> None:
         # Every `requires` entry is looked up: by dictionary, so a workflow of many jobs stays linear.
         self._by = ({}, {}, {})  # name, key, matrix alias -> jobs
+        self._approval_refs: dict[str, bool] = {}
         for job in self.jobs:
             for index, value in zip(self._by, (job.name, job.key, job.alias)):
                 if value:
@@ -96,21 +98,62 @@ class Workflow:
         """The jobs a `requires` entry names: by name, else by job key, else every expansion of a matrix alias."""
         return next((index[ref] for index in self._by if ref in index), [])
 
-    def approvals_held_by(self, job: WorkflowJob) -> list[WorkflowJob]:
-        """The `type: approval` jobs ``job`` requires directly (it waits for a person to approve them)."""
-        return [parent for ref in job.requires for parent in self.resolve(ref) if parent.is_approval]
+    def approvals_held_by(self, job: WorkflowJob) -> list[str]:
+        """The `requires` entries of ``job`` that name `type: approval` jobs: it waits for a person to approve them."""
+        return [ref for ref in job.requires if self._names_approval(ref)]
 
-    def ancestors(self, job: WorkflowJob) -> list[WorkflowJob]:
-        seen: dict[int, WorkflowJob] = {}
-        stack = [job]
-        while stack:
-            current = stack.pop()
-            for ref in current.requires:
-                for parent in self.resolve(ref):
-                    if parent.index not in seen and parent is not job:
-                        seen[parent.index] = parent
-                        stack.append(parent)
-        return list(seen.values())
+    def _names_approval(self, ref: str) -> bool:
+        if ref not in self._approval_refs:  # a matrix alias stands for many jobs: look once per entry name
+            self._approval_refs[ref] = any(parent.is_approval for parent in self.resolve(ref))
+        return self._approval_refs[ref]
+
+    def first_upstream(self, own: Callable[[WorkflowJob], T | None]) -> list[T | None]:
+        """For each job (by index), the first ``own(job)`` found among the jobs it requires, directly or through
+        them, depth first in `requires` order.  Each job and each distinct `requires` entry is settled once, so
+        a long chain or a wide fan-in costs time linear in the workflow; a cycle (CircleCI rejects them)
+        contributes nothing."""
+        settled: dict[tuple[str, Any], T | None] = {}
+        for job in self.jobs:
+            root = ("job", job.index)
+            if root in settled:
+                continue
+            stack = [(root, self._upstream_of(root, own))]
+            in_progress = {root}
+            value: T | None = None
+            while stack:
+                node, frame = stack[-1]
+                try:
+                    child = frame.send(value)
+                except StopIteration as done:
+                    settled[node] = done.value
+                    in_progress.discard(node)
+                    stack.pop()
+                    value = done.value
+                    continue
+                if child in settled or child in in_progress:
+                    value = settled.get(child)
+                else:
+                    in_progress.add(child)
+                    stack.append((child, self._upstream_of(child, own)))
+                    value = None
+        return [settled[("job", job.index)] for job in self.jobs]
+
+    def _upstream_of(self, node: tuple[str, Any], own: Callable[[WorkflowJob], T | None]):
+        """A frame of first_upstream: yields the nodes whose value it needs, in order; returns the first found."""
+        kind, key = node
+        if kind == "job":
+            for ref in self.jobs[key].requires:
+                value = yield ("ref", ref)
+                if value is not None:
+                    return value
+            return None
+        for parent in self.resolve(key):
+            value = own(parent)
+            if value is None:
+                value = yield ("job", parent.index)
+            if value is not None:
+                return value
+        return None
 
 
 @dataclass
@@ -293,7 +336,7 @@ class _Builder:
                     jobs.append(self._workflow_job(str(wf_name), len(jobs), str(key), name, alias, params, values))
             workflow = Workflow(name=str(wf_name), jobs=jobs, scheduled=bool(wf.get("triggers")))
             for wj in jobs:
-                wj.units[0].approvals = tuple(a.name for a in workflow.approvals_held_by(wj))
+                wj.units[0].approvals = tuple(workflow.approvals_held_by(wj))
             workflows.append(workflow)
         return ConfigModel(orbs=self.orbs, workflows=workflows, setup=bool(self.data.get("setup")),
                            truncated=self.truncated)

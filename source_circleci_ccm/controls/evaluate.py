@@ -127,6 +127,7 @@ class _Analysis:
         for wf in model.workflows:
             for wj in wf.jobs:
                 self.found[(wf.name, wj.index)] = _job_matches(catalogue, wj)
+        self._upstream: dict[tuple[int, tuple[str, ...]], list] = {}
 
     def of(self, wj: WorkflowJob, control: str) -> list[dict]:
         return self.found[(wj.workflow, wj.index)][control]
@@ -134,18 +135,23 @@ class _Analysis:
     def deploy_jobs(self) -> list[tuple[Workflow, WorkflowJob]]:
         return [(wf, wj) for wf in self.model.workflows for wj in wf.jobs if self.of(wj, DEPLOY)]
 
+    def upstream(self, wf: Workflow, controls: tuple[str, ...]) -> list[dict | None]:
+        """Per job of ``wf``: evidence of one of ``controls`` in a job it requires, directly or transitively
+        (the first found, depth first); computed once per workflow and control set."""
+        key = (id(wf), controls)
+        if key not in self._upstream:
+            self._upstream[key] = wf.first_upstream(
+                lambda job: next((e for control in controls for e in self.of(job, control)), None))
+        return self._upstream[key]
+
     def before(self, wf: Workflow, deploy: WorkflowJob, controls: tuple[str, ...]) -> list[dict]:
-        """Evidence that one of ``controls`` runs before ``deploy`` (ancestor job or earlier step)."""
-        ev = []
-        for ancestor in wf.ancestors(deploy):
-            for control in controls:
-                ev.extend(self.of(ancestor, control))
-        if not ev:
-            limit = _first_index(self.of(deploy, DEPLOY))
-            for control in controls:
-                ev.extend(e for e in self.of(deploy, control)
-                          if e.get("step_index") is not None and e["step_index"] < limit)
-        return ev
+        """Evidence that one of ``controls`` runs before ``deploy`` (a job it requires, or an earlier step)."""
+        found = self.upstream(wf, controls)[deploy.index]
+        if found is not None:
+            return [found]
+        limit = _first_index(self.of(deploy, DEPLOY))
+        return [e for control in controls for e in self.of(deploy, control)
+                if e.get("step_index") is not None and e["step_index"] < limit]
 
 
 def _step_control(analysis: _Analysis, control: str) -> ControlResult:
@@ -190,13 +196,17 @@ def _approval(analysis: _Analysis, deploys) -> ControlResult:
     if not deploys:
         return _no_deploy(analysis, control)
     ev = []
+    gates: dict[int, list] = {}  # per workflow: the first approval on each job's requires path
     for wf, dj in deploys:
-        gates = [a for a in wf.ancestors(dj) if a.is_approval]
+        if id(wf) not in gates:
+            gates[id(wf)] = wf.first_upstream(lambda job: job if job.is_approval else None)
+        gate = gates[id(wf)][dj.index]
+        if gate is None:
+            continue
         why = analysis.of(dj, DEPLOY)[0]  # what makes the gated job a deploy, so a reader can check it gates one
-        for gate in gates:
-            ev.append(evidence(gate.where, job=dj.name, step=None, orb=None, rule_id="approval.type-approval",
-                               matched=f"{gate.name} (type: approval) -> {dj.name}", workflow=wf.name,
-                               approval_job=gate.name, deploy_rule_id=why["rule_id"], deploy_matched=why["matched"]))
+        ev.append(evidence(gate.where, job=dj.name, step=None, orb=None, rule_id="approval.type-approval",
+                           matched=f"{gate.name} (type: approval) -> {dj.name}", workflow=wf.name,
+                           approval_job=gate.name, deploy_rule_id=why["rule_id"], deploy_matched=why["matched"]))
     if ev:
         return cat.result(control, PASS, ev)
     names = ", ".join(sorted({dj.name for _, dj in deploys}))[:200]

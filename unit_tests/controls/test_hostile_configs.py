@@ -11,7 +11,7 @@ import pytest
 
 from source_circleci_ccm.controls import evaluate_config, load_catalogue
 from source_circleci_ccm.controls.catalogue import MATCHER_FIELDS
-from source_circleci_ccm.controls.config_model import MAX_COMMANDS, build_model
+from source_circleci_ccm.controls.config_model import MAX_COMMANDS, Workflow, build_model
 from source_circleci_ccm.controls.shell import commands
 
 _LITERAL = re.compile(r"[A-Za-z][\w.:-]*")
@@ -104,6 +104,32 @@ def test_a_workflow_of_many_jobs_each_requiring_the_one_before_is_modelled_in_li
     small, large = chain(1000), chain(4000)
     timings = [_best_time(lambda: build_model(data), repeat=2) for data in (small, large)]
     assert timings[1] < 8 * max(timings[0], 0.01), timings  # 4x the jobs: ~4x the time, not 16x
+
+
+def _workflow(entries: list[dict]) -> Workflow:
+    [workflow] = build_model({"version": 2.1, "jobs": {"d": {"docker": [{"image": "x"}], "steps": [{"run": "make"}]}},
+                              "workflows": {"w": {"jobs": entries}}}).workflows
+    return workflow
+
+
+def _calls_to_settle_upstream(workflow: Workflow) -> int:
+    calls = []
+    workflow.first_upstream(lambda job: calls.append(job) or (job.name if job.is_approval else None))
+    return len(calls)
+
+
+@pytest.mark.parametrize("shape", ["chain", "fan-in", "alias fan-in"])
+def test_what_runs_upstream_of_every_job_is_settled_in_one_pass_over_the_requires_graph(shape):
+    def entries(n: int) -> list[dict]:
+        if shape == "chain":  # each job requires the one before: walking each job's ancestry is quadratic
+            return [{"d": {"name": "j0"}}] + [{"d": {"name": f"j{i}", "requires": [f"j{i - 1}"]}} for i in range(1, n)]
+        if shape == "fan-in":  # every job requires every earlier approval
+            holds = [{f"h{i}": {"type": "approval"}} for i in range(n)]
+            return holds + [{"d": {"name": f"j{i}", "requires": [f"h{k}" for k in range(i % 8)]}} for i in range(n)]
+        return ([{"d": {"name": "m", "matrix": {"parameters": {"v": list(range(n))}}}}]  # n jobs require n expansions
+                + [{"d": {"name": f"j{i}", "requires": ["m"]}} for i in range(n)])
+    small, large = (_calls_to_settle_upstream(_workflow(entries(n))) for n in (500, 2000))
+    assert large <= 4 * small + 8, (small, large)
 
 
 @pytest.mark.parametrize("word", ["mvn ", "gradle ", "kubectl ", "veracode "])
