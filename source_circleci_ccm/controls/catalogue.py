@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
@@ -11,7 +12,8 @@ from .results import ControlResult
 from .knowledge import KnowledgeBase, load_knowledge_base
 from .patterns import Pattern, compile_pattern
 
-MATCHER_FIELDS = ("orb", "orb_command", "orb_job", "job_name", "step_name", "step_type", "run", "context", "filters", "approval")
+MATCHER_FIELDS = ("orb", "orb_command", "orb_job", "job_name", "step_name", "step_type", "run", "context", "filters",
+                  "approval")
 PARAMETER_CONDITIONS = ("matches", "not", "present", "equals")
 SCAN_CONTROLS = ("dependency_scanning", "sast", "image_scanning", "secret_scanning", "iac_scanning")
 DERIVED_CONTROLS = ("approval_gate_before_deploy", "tests_before_deploy", "scans_before_deploy")
@@ -91,8 +93,16 @@ class Catalogue:
             raise KeyError(f"unknown control {control_id!r}")
         return [dict(f) for f in control.frameworks]
 
-    def rules_for(self, control_id: str) -> list[Rule]:
-        return [r for r in self.rules if r.control == control_id]
+    def rules_for(self, control_id: str) -> tuple[Rule, ...]:
+        return self._rules_by_control.get(control_id, ())
+
+    @cached_property
+    def _rules_by_control(self) -> dict[str, tuple[Rule, ...]]:
+        """Each control's rules in catalogue order, one tuple each (a matcher remembers results per tuple)."""
+        by_control: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            by_control.setdefault(rule.control, []).append(rule)
+        return {control: tuple(rules) for control, rules in by_control.items()}
 
     def pipeline_controls(self) -> list[str]:
         return [c.id for c in self.controls.values() if c.scope == "pipeline" and not c.internal]

@@ -13,7 +13,7 @@ source config and its compiled form give the same units.  `run` commands are rea
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any, Callable, TypeVar
 
@@ -26,6 +26,9 @@ MAX_MATRIX_JOBS = 256
 # Commands read per config: real configs have a few thousand; past this a hostile one is not read further
 # (the model says so, and controls not found become `unknown`), which keeps evaluation linear and bounded.
 MAX_COMMANDS = 50_000
+# Workflow jobs (invocations, matrix expansions included) read per config: real configs have up to a few hundred;
+# past this a hostile one is not read further, for the same reason.
+MAX_WORKFLOW_JOBS = 3_000
 # `deploy` is CircleCI's deprecated twin of `run` (same keys, same semantics): its commands are read alike.
 RUN_STEPS = ("run", "deploy")
 _PARAM_RE = re.compile(r"<<\s*parameters\.([\w-]+)\s*>>")
@@ -53,6 +56,15 @@ class Unit:
     contexts: list[str] = field(default_factory=list)
     refs: tuple[str, ...] = ()  # job units: what its filters restrict it to (`branch:main`, `tag:/^v.*/`); () any branch
     approvals: tuple[str, ...] = ()  # job units: its `requires` entries that name `type: approval` jobs
+    _content_key: tuple | None = field(default=None, repr=False, compare=False)
+
+    def content_key(self) -> tuple:
+        """What rules can see of a unit besides its job's name, contexts, filters and approvals: equal for the same
+        step of every invocation of a job, and for the job units of invocations with the same parameters."""
+        if self._content_key is None:
+            self._content_key = (self.is_job, self.step_type, self.step, self.run, self.orb, self.orb_ref,
+                                 repr(self.params) if self.params else "")
+        return self._content_key
 
 
 @dataclass
@@ -202,7 +214,9 @@ class _Builder:
         self.executors = data.get("executors") if isinstance(data.get("executors"), dict) else {}
         self.pipeline_params = _defaults(data)
         self.commands_left = MAX_COMMANDS
+        self.jobs_left = MAX_WORKFLOW_JOBS
         self.truncated = ""
+        self._steps_read: dict[tuple[str, str], list[Unit]] = {}  # (job, parameters) -> its step units
 
     # -- text substitution -------------------------------------------------
     def _subst(self, text: str, scope: dict) -> str:
@@ -255,8 +269,8 @@ class _Builder:
                 read = self._read(source)
                 out.append(Unit(where=f"{where}.{name}", step=self._subst(str(step_name), scope) if step_name else None,
                                 step_index=len(out), step_type=name, run="\n".join(c.line for c in read),
-                                source=source, commands=read, workdir=self._subst(str(workdir), scope) if workdir else None,
-                                **common))
+                                source=source, commands=read,
+                                workdir=self._subst(str(workdir), scope) if workdir else None, **common))
             elif name in ("when", "unless") and isinstance(args, dict):
                 holds = _truth(args.get("condition"), lambda text: self._subst_job(text, scope))
                 if holds is None or holds == (name == "when"):  # unknown until run time: it may run
@@ -332,7 +346,12 @@ class _Builder:
                     params = params if isinstance(params, dict) else {}
                 else:
                     continue
-                for name, alias, values in _matrix(str(key), params):
+                if self.jobs_left == 0:
+                    self.truncated = self.truncated or (f"the configuration invokes more than {MAX_WORKFLOW_JOBS} "
+                                                        "workflow jobs; the rest were not read")
+                    break
+                for name, alias, values in _matrix(str(key), params, min(MAX_MATRIX_JOBS, self.jobs_left)):
+                    self.jobs_left -= 1
                     jobs.append(self._workflow_job(str(wf_name), len(jobs), str(key), name, alias, params, values))
             workflow = Workflow(name=str(wf_name), jobs=jobs, scheduled=bool(wf.get("triggers")))
             for wj in jobs:
@@ -372,16 +391,27 @@ class _Builder:
                              orb=orb, orb_ref=wj.key if "/" in wj.key else None,
                              params=wj.params, contexts=wj.contexts, refs=_refs(wj.filters)))
         definition = self.jobs.get(wj.key)
-        if isinstance(definition, dict):
-            wj.units[0].image = self._image(definition)
-            scope = _defaults(definition)
-            scope.update(wj.params)
-            self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
+        if not isinstance(definition, dict):
+            return
+        wj.units[0].image = self._image(definition)
+        # A job invoked again with the same parameters (by another workflow, or under another name) runs the
+        # same steps: they are read once and copied, which keeps a config of many invocations linear and cheap.
+        invocation = (wj.key, repr(wj.params))
+        steps = self._steps_read.get(invocation)
+        read_count = sum(max(len(unit.commands), 1) for unit in steps or () if unit.step_type in RUN_STEPS)
+        if steps is not None and self.commands_left > read_count:
+            self.commands_left -= read_count  # as reading them again would
+            wj.units.extend(replace(unit, job=wj.name, job_key=wj.key, contexts=wj.contexts) for unit in steps)
+            return
+        scope = _defaults(definition)
+        scope.update(wj.params)
+        self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
+        self._steps_read[invocation] = wj.units[1:]
 
 
-def _matrix(key: str, params: dict) -> list[tuple[str, str, dict]]:
+def _matrix(key: str, params: dict, limit: int) -> list[tuple[str, str, dict]]:
     """(name, matrix alias, parameter values) of each job a workflow entry stands for: one (no alias), or one
-    per matrix combination."""
+    per matrix combination, the first ``limit`` of them."""
     name = str(params.get("name") or key)
     matrix = params.get("matrix")
     grid = matrix.get("parameters") if isinstance(matrix, dict) else None
@@ -390,19 +420,26 @@ def _matrix(key: str, params: dict) -> list[tuple[str, str, dict]]:
     named_by_values = bool(_MATRIX_PARAM_RE.search(name))
     alias = str(matrix.get("alias") or (key if named_by_values else name))
     axes = [(str(p), _as_list(v)) for p, v in grid.items()]
-    excluded = [e for e in _as_list(matrix.get("exclude")) if isinstance(e, dict)]
+    # An `exclude` entry names one whole combination; looked up by key, and every combination passed over is one
+    # excluded, so the loop ends after `limit` plus as many as are excluded whatever the size of the grid.
+    excluded = {_combination(e) for e in _as_list(matrix.get("exclude")) if isinstance(e, dict)}
     out = []
-    for combination in product(*(values for _, values in axes)):
+    for passed, combination in enumerate(product(*(values for _, values in axes))):
+        if len(out) >= limit or passed >= limit + len(excluded):
+            break
         values = {p: v for (p, _), v in zip(axes, combination)}
-        if any(all(values.get(str(k)) == v for k, v in e.items()) for e in excluded):
+        if _combination(values) in excluded:
             continue
         # CircleCI fills `<< matrix.x >>` into a `name` that uses them; else an expansion is `<alias>-<value>-<value>`
         # (alias defaults to the job name)
-        expanded = _fill_matrix(name, values) if named_by_values else f"{alias}-" + "-".join(str(v) for v in combination)
+        expanded = (_fill_matrix(name, values) if named_by_values
+                    else f"{alias}-" + "-".join(str(v) for v in combination))
         out.append((expanded, alias, values))
-        if len(out) >= MAX_MATRIX_JOBS:
-            break
     return out
+
+
+def _combination(values: dict) -> frozenset:
+    return frozenset((str(k), repr(v)) for k, v in values.items())
 
 
 def _fill_matrix(text: str, values: dict) -> str:

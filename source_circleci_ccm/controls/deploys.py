@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from .catalogue import DEPLOY, Catalogue, NotDeploy, Rule
 from .config_model import RUN_STEPS, Unit, WorkflowJob
-from .matching import match_rule, unit_evidence
+from .matching import Matcher, unit_evidence
 from .shell import NO_OP_PROGRAMS
 
 COMBINED_RULE_ID = "deploy.combined-signals"
 
 
-def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob) -> list[dict]:
+def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob, matcher: Matcher) -> list[dict]:
     """Why ``wj`` deploys: its strong evidence (one record per unit), or one record of the weak signals that
     together make it a deploy (`signals` lists each); empty when it does not deploy."""
     not_deploy, rules = catalogue.not_deploy, catalogue.rules_for(DEPLOY)
@@ -28,11 +28,9 @@ def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob) -> list[dict]:
     weak: dict[str, tuple[Rule, Unit, str]] = {}  # signal kind -> first rule, unit and text that showed it
     for position, unit in enumerate(wj.units):
         unit_has_strong = False
-        for rule in rules:
-            if (unit_has_strong and rule.signal is None) or rule.signal in weak:
-                continue
-            matched = match_rule(rule, unit)
-            if (matched is None or _names_a_non_deploy(rule, unit, not_deploy)
+        for rule, matched in matcher.matches(rules, unit):
+            if ((unit_has_strong and rule.signal is None) or rule.signal in weak
+                    or _names_a_non_deploy(rule, unit, not_deploy)
                     or _torn_down_later(not_deploy, wj, position, matched)):
                 continue
             if rule.signal is None:
@@ -44,7 +42,7 @@ def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob) -> list[dict]:
         return strong
     job = wj.units[0]
     if (len(weak) < catalogue.controls[DEPLOY].signals_needed or not_deploy.names.search(job.job)
-            or _hands_its_output_on(wj) or not _does_more_than_non_deploy_work(catalogue, wj)):
+            or _hands_its_output_on(wj) or not _does_more_than_non_deploy_work(catalogue, wj, matcher)):
         return []
     signals = [{"signal": kind, "rule_id": rule.id, "where": unit.where, "matched": matched}
                for kind, (rule, unit, matched) in weak.items()]
@@ -79,14 +77,14 @@ def _hands_its_output_on(wj: WorkflowJob) -> bool:
     return any(unit.step_type == "persist_to_workspace" for unit in wj.units[1:])
 
 
-def _does_more_than_non_deploy_work(catalogue: Catalogue, wj: WorkflowJob) -> bool:
+def _does_more_than_non_deploy_work(catalogue: Catalogue, wj: WorkflowJob, matcher: Matcher) -> bool:
     """Some step of the job (or the orb job itself) is not housekeeping, a notification, a report upload, nor
     a build, test or lint step."""
     job = wj.units[0]
     work = ([job] if job.orb_ref else []) + wj.units[1:]
     test_rules = catalogue.rules_for("automated_tests")
     return any(not _is_non_deploy_work(catalogue.not_deploy, unit)
-               and not any(match_rule(rule, unit) is not None for rule in test_rules) for unit in work)
+               and next(matcher.matches(test_rules, unit), None) is None for unit in work)
 
 
 def _is_non_deploy_work(not_deploy: NotDeploy, unit: Unit) -> bool:
