@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
@@ -11,7 +12,8 @@ from .results import ControlResult
 from .knowledge import KnowledgeBase, load_knowledge_base
 from .patterns import Pattern, compile_pattern
 
-MATCHER_FIELDS = ("orb", "orb_command", "job_name", "step_name", "step_type", "run", "context", "filters", "approval")
+MATCHER_FIELDS = ("orb", "orb_command", "orb_job", "job_name", "step_name", "step_type", "run", "context", "filters",
+                  "approval")
 PARAMETER_CONDITIONS = ("matches", "not", "present", "equals")
 SCAN_CONTROLS = ("dependency_scanning", "sast", "image_scanning", "secret_scanning", "iac_scanning")
 DERIVED_CONTROLS = ("approval_gate_before_deploy", "tests_before_deploy", "scans_before_deploy")
@@ -37,7 +39,8 @@ class Rule:
     control: str
     description: str = ""
     orb: Pattern | None = None
-    orb_command: Pattern | None = None
+    orb_command: Pattern | None = None  # an orb job a workflow invokes or an orb command a step runs
+    orb_job: Pattern | None = None  # an orb job a workflow invokes (not a step's orb command)
     job_name: Pattern | None = None
     step_name: Pattern | None = None
     step_type: Pattern | None = None
@@ -57,7 +60,7 @@ class Rule:
 
     @property
     def is_orb_rule(self) -> bool:
-        return bool(self.orb or self.orb_command)
+        return bool(self.orb or self.orb_command or self.orb_job)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class NotDeploy:
     orbs: Pattern
     orb_commands: Pattern
     names: Pattern
+    work_names: Pattern  # a step so named builds, tests or lints ...
+    shipping_words: Pattern  # ... unless its name also says it ships
+    teardowns: dict[str, frozenset[str]]  # program -> subcommands that tear down what it deployed
 
 
 @dataclass
@@ -78,6 +84,7 @@ class Catalogue:
     rules: list[Rule]
     knowledge: KnowledgeBase
     not_deploy: NotDeploy
+    programs: frozenset[str]  # what a `run` may call through a variable named for it (`$CARGO audit`)
     required_controls: list[str] = field(default_factory=list)
 
     def frameworks(self, control_id: str) -> list[dict]:
@@ -86,8 +93,16 @@ class Catalogue:
             raise KeyError(f"unknown control {control_id!r}")
         return [dict(f) for f in control.frameworks]
 
-    def rules_for(self, control_id: str) -> list[Rule]:
-        return [r for r in self.rules if r.control == control_id]
+    def rules_for(self, control_id: str) -> tuple[Rule, ...]:
+        return self._rules_by_control.get(control_id, ())
+
+    @cached_property
+    def _rules_by_control(self) -> dict[str, tuple[Rule, ...]]:
+        """Each control's rules in catalogue order, one tuple each (a matcher remembers results per tuple)."""
+        by_control: dict[str, list[Rule]] = {}
+        for rule in self.rules:
+            by_control.setdefault(rule.control, []).append(rule)
+        return {control: tuple(rules) for control, rules in by_control.items()}
 
     def pipeline_controls(self) -> list[str]:
         return [c.id for c in self.controls.values() if c.scope == "pipeline" and not c.internal]
@@ -215,10 +230,11 @@ def load_catalogue(
     for cid in required:
         if cid not in controls or controls[cid].internal:
             raise ValueError(f"required control {cid!r} is not in the catalogue")
+    knowledge = load_knowledge_base(SCAN_CONTROLS)
     return Catalogue(
         version=str(data["version"]), controls=controls, rules=list(rules.values()),
-        knowledge=load_knowledge_base(SCAN_CONTROLS), not_deploy=_not_deploy(data["not_deploy"]),
-        required_controls=required,
+        knowledge=knowledge, not_deploy=_not_deploy(data["not_deploy"]),
+        programs=knowledge.programs() | frozenset(data["programs"]), required_controls=required,
     )
 
 
@@ -229,6 +245,9 @@ def _not_deploy(raw: dict) -> NotDeploy:
         orbs=_compile("not_deploy", "orbs", raw["orbs"]),
         orb_commands=_compile("not_deploy", "orb_commands", raw["orb_commands"]),
         names=_compile("not_deploy", "names", raw["names"]),
+        work_names=_compile("not_deploy", "work_names", raw["work_names"]),
+        shipping_words=_compile("not_deploy", "shipping_words", raw["shipping_words"]),
+        teardowns={program: frozenset(subcommands) for program, subcommands in raw["teardowns"].items()},
     )
 
 

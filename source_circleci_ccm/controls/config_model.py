@@ -13,22 +13,27 @@ source config and its compiled form give the same units.  `run` commands are rea
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from .shell import Command, commands
 
+T = TypeVar("T")
 MAX_COMMAND_DEPTH = 20
 MAX_UNITS_PER_JOB = 5000
 MAX_MATRIX_JOBS = 256
 # Commands read per config: real configs have a few thousand; past this a hostile one is not read further
 # (the model says so, and controls not found become `unknown`), which keeps evaluation linear and bounded.
 MAX_COMMANDS = 50_000
+# Workflow jobs (invocations, matrix expansions included) read per config: real configs have up to a few hundred;
+# past this a hostile one is not read further, for the same reason.
+MAX_WORKFLOW_JOBS = 3_000
 # `deploy` is CircleCI's deprecated twin of `run` (same keys, same semantics): its commands are read alike.
 RUN_STEPS = ("run", "deploy")
 _PARAM_RE = re.compile(r"<<\s*parameters\.([\w-]+)\s*>>")
 _PIPELINE_PARAM_RE = re.compile(r"<<\s*pipeline\.parameters\.([\w-]+)\s*>>")
+_MATRIX_PARAM_RE = re.compile(r"<<\s*matrix\.([\w-]+)\s*>>")
 
 
 @dataclass
@@ -45,11 +50,21 @@ class Unit:
     run: str | None = None  # the commands, one per line, wrappers taken off (what `run` rules search)
     source: str | None = None  # the `run` text as written (parameters substituted), for people to read
     commands: list[Command] = field(default_factory=list)
+    workdir: str | None = None  # `run` steps: their own `working_directory`, when they set one
     image: str | None = None  # job units: the executor's primary image
     params: dict = field(default_factory=dict)
     contexts: list[str] = field(default_factory=list)
     refs: tuple[str, ...] = ()  # job units: what its filters restrict it to (`branch:main`, `tag:/^v.*/`); () any branch
-    approvals: tuple[str, ...] = ()  # job units: the `type: approval` jobs it requires directly
+    approvals: tuple[str, ...] = ()  # job units: its `requires` entries that name `type: approval` jobs
+    _content_key: tuple | None = field(default=None, repr=False, compare=False)
+
+    def content_key(self) -> tuple:
+        """What rules can see of a unit besides its job's name, contexts, filters and approvals: equal for the same
+        step of every invocation of a job, and for the job units of invocations with the same parameters."""
+        if self._content_key is None:
+            self._content_key = (self.is_job, self.step_type, self.step, self.run, self.orb, self.orb_ref,
+                                 repr(self.params) if self.params else "")
+        return self._content_key
 
 
 @dataclass
@@ -85,6 +100,7 @@ class Workflow:
     def __post_init__(self) -> None:
         # Every `requires` entry is looked up: by dictionary, so a workflow of many jobs stays linear.
         self._by = ({}, {}, {})  # name, key, matrix alias -> jobs
+        self._approval_refs: dict[str, bool] = {}
         for job in self.jobs:
             for index, value in zip(self._by, (job.name, job.key, job.alias)):
                 if value:
@@ -94,21 +110,62 @@ class Workflow:
         """The jobs a `requires` entry names: by name, else by job key, else every expansion of a matrix alias."""
         return next((index[ref] for index in self._by if ref in index), [])
 
-    def approvals_held_by(self, job: WorkflowJob) -> list[WorkflowJob]:
-        """The `type: approval` jobs ``job`` requires directly (it waits for a person to approve them)."""
-        return [parent for ref in job.requires for parent in self.resolve(ref) if parent.is_approval]
+    def approvals_held_by(self, job: WorkflowJob) -> list[str]:
+        """The `requires` entries of ``job`` that name `type: approval` jobs: it waits for a person to approve them."""
+        return [ref for ref in job.requires if self._names_approval(ref)]
 
-    def ancestors(self, job: WorkflowJob) -> list[WorkflowJob]:
-        seen: dict[int, WorkflowJob] = {}
-        stack = [job]
-        while stack:
-            current = stack.pop()
-            for ref in current.requires:
-                for parent in self.resolve(ref):
-                    if parent.index not in seen and parent is not job:
-                        seen[parent.index] = parent
-                        stack.append(parent)
-        return list(seen.values())
+    def _names_approval(self, ref: str) -> bool:
+        if ref not in self._approval_refs:  # a matrix alias stands for many jobs: look once per entry name
+            self._approval_refs[ref] = any(parent.is_approval for parent in self.resolve(ref))
+        return self._approval_refs[ref]
+
+    def first_upstream(self, own: Callable[[WorkflowJob], T | None]) -> list[T | None]:
+        """For each job (by index), the first ``own(job)`` found among the jobs it requires, directly or through
+        them, depth first in `requires` order.  Each job and each distinct `requires` entry is settled once, so
+        a long chain or a wide fan-in costs time linear in the workflow; a cycle (CircleCI rejects them)
+        contributes nothing."""
+        settled: dict[tuple[str, Any], T | None] = {}
+        for job in self.jobs:
+            root = ("job", job.index)
+            if root in settled:
+                continue
+            stack = [(root, self._upstream_of(root, own))]
+            in_progress = {root}
+            value: T | None = None
+            while stack:
+                node, frame = stack[-1]
+                try:
+                    child = frame.send(value)
+                except StopIteration as done:
+                    settled[node] = done.value
+                    in_progress.discard(node)
+                    stack.pop()
+                    value = done.value
+                    continue
+                if child in settled or child in in_progress:
+                    value = settled.get(child)
+                else:
+                    in_progress.add(child)
+                    stack.append((child, self._upstream_of(child, own)))
+                    value = None
+        return [settled[("job", job.index)] for job in self.jobs]
+
+    def _upstream_of(self, node: tuple[str, Any], own: Callable[[WorkflowJob], T | None]):
+        """A frame of first_upstream: yields the nodes whose value it needs, in order; returns the first found."""
+        kind, key = node
+        if kind == "job":
+            for ref in self.jobs[key].requires:
+                value = yield ("ref", ref)
+                if value is not None:
+                    return value
+            return None
+        for parent in self.resolve(key):
+            value = own(parent)
+            if value is None:
+                value = yield ("job", parent.index)
+            if value is not None:
+                return value
+        return None
 
 
 @dataclass
@@ -147,8 +204,9 @@ def _defaults(definition: Any) -> dict:
 
 
 class _Builder:
-    def __init__(self, data: dict):
+    def __init__(self, data: dict, programs: frozenset[str]):
         self.data = data
+        self.programs = programs
         orbs = data.get("orbs") if isinstance(data.get("orbs"), dict) else {}
         self.orbs = {str(a): _orb_name(v, str(a)) for a, v in orbs.items()}
         self.jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
@@ -156,7 +214,9 @@ class _Builder:
         self.executors = data.get("executors") if isinstance(data.get("executors"), dict) else {}
         self.pipeline_params = _defaults(data)
         self.commands_left = MAX_COMMANDS
+        self.jobs_left = MAX_WORKFLOW_JOBS
         self.truncated = ""
+        self._steps_read: dict[tuple[str, str], list[Unit]] = {}  # (job, parameters) -> its step units
 
     # -- text substitution -------------------------------------------------
     def _subst(self, text: str, scope: dict) -> str:
@@ -200,16 +260,17 @@ class _Builder:
             common = dict(job=wj.name, job_key=wj.key, contexts=wj.contexts)
             if name in RUN_STEPS:
                 if isinstance(args, str):
-                    command, step_name = args, None
+                    command, step_name, workdir = args, None, None
                 elif isinstance(args, dict):
-                    command, step_name = args.get("command"), args.get("name")
+                    command, step_name, workdir = args.get("command"), args.get("name"), args.get("working_directory")
                 else:
                     continue
                 source = self._subst(str(command or ""), scope)
                 read = self._read(source)
                 out.append(Unit(where=f"{where}.{name}", step=self._subst(str(step_name), scope) if step_name else None,
                                 step_index=len(out), step_type=name, run="\n".join(c.line for c in read),
-                                source=source, commands=read, **common))
+                                source=source, commands=read,
+                                workdir=self._subst(str(workdir), scope) if workdir else None, **common))
             elif name in ("when", "unless") and isinstance(args, dict):
                 holds = _truth(args.get("condition"), lambda text: self._subst_job(text, scope))
                 if holds is None or holds == (name == "when"):  # unknown until run time: it may run
@@ -237,7 +298,7 @@ class _Builder:
         if self.commands_left <= 0:
             self.truncated = f"the configuration runs more than {MAX_COMMANDS} commands; the rest were not read"
             return []
-        read = commands(text, limit=self.commands_left)
+        read = commands(text, limit=self.commands_left, programs=self.programs)
         self.commands_left -= max(len(read), 1)
         if self.commands_left <= 0:
             self.truncated = f"the configuration runs more than {MAX_COMMANDS} commands; the rest were not read"
@@ -285,11 +346,16 @@ class _Builder:
                     params = params if isinstance(params, dict) else {}
                 else:
                     continue
-                for name, alias, values in _matrix(str(key), params):
+                if self.jobs_left == 0:
+                    self.truncated = self.truncated or (f"the configuration invokes more than {MAX_WORKFLOW_JOBS} "
+                                                        "workflow jobs; the rest were not read")
+                    break
+                for name, alias, values in _matrix(str(key), params, min(MAX_MATRIX_JOBS, self.jobs_left)):
+                    self.jobs_left -= 1
                     jobs.append(self._workflow_job(str(wf_name), len(jobs), str(key), name, alias, params, values))
             workflow = Workflow(name=str(wf_name), jobs=jobs, scheduled=bool(wf.get("triggers")))
             for wj in jobs:
-                wj.units[0].approvals = tuple(a.name for a in workflow.approvals_held_by(wj))
+                wj.units[0].approvals = tuple(workflow.approvals_held_by(wj))
             workflows.append(workflow)
         return ConfigModel(orbs=self.orbs, workflows=workflows, setup=bool(self.data.get("setup")),
                            truncated=self.truncated)
@@ -302,6 +368,7 @@ class _Builder:
                 requires.extend(str(k) for k in r)
             else:
                 requires.append(str(r))
+        requires = [_fill_matrix(r, values) for r in requires]  # `requires: [build-<< matrix.v >>]`: its own pair
         contexts = [str(c) for c in _as_list(params.get("context"))]
         extra = {str(k): v for k, v in params.items()
                  if k not in ("requires", "context", "filters", "type", "matrix", "name")}
@@ -324,34 +391,62 @@ class _Builder:
                              orb=orb, orb_ref=wj.key if "/" in wj.key else None,
                              params=wj.params, contexts=wj.contexts, refs=_refs(wj.filters)))
         definition = self.jobs.get(wj.key)
-        if isinstance(definition, dict):
-            wj.units[0].image = self._image(definition)
-            scope = _defaults(definition)
-            scope.update(wj.params)
-            self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
+        if not isinstance(definition, dict):
+            return
+        wj.units[0].image = self._image(definition)
+        # A job invoked again with the same parameters (by another workflow, or under another name) runs the
+        # same steps: they are read once and copied, which keeps a config of many invocations linear and cheap.
+        invocation = (wj.key, repr(wj.params))
+        steps = self._steps_read.get(invocation)
+        read_count = sum(max(len(unit.commands), 1) for unit in steps or () if unit.step_type in RUN_STEPS)
+        if steps is not None and self.commands_left > read_count:
+            self.commands_left -= read_count  # as reading them again would
+            wj.units.extend(replace(unit, job=wj.name, job_key=wj.key, contexts=wj.contexts) for unit in steps)
+            return
+        scope = _defaults(definition)
+        scope.update(wj.params)
+        self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
+        self._steps_read[invocation] = wj.units[1:]
 
 
-def _matrix(key: str, params: dict) -> list[tuple[str, str, dict]]:
+def _matrix(key: str, params: dict, limit: int) -> list[tuple[str, str, dict]]:
     """(name, matrix alias, parameter values) of each job a workflow entry stands for: one (no alias), or one
-    per matrix combination."""
+    per matrix combination, the first ``limit`` of them."""
     name = str(params.get("name") or key)
     matrix = params.get("matrix")
     grid = matrix.get("parameters") if isinstance(matrix, dict) else None
     if not isinstance(grid, dict) or not grid:
         return [(name, "", {})]
-    alias = str(matrix.get("alias") or name)
+    named_by_values = bool(_MATRIX_PARAM_RE.search(name))
+    alias = str(matrix.get("alias") or (key if named_by_values else name))
     axes = [(str(p), _as_list(v)) for p, v in grid.items()]
-    excluded = [e for e in _as_list(matrix.get("exclude")) if isinstance(e, dict)]
+    # An `exclude` entry names one whole combination; looked up by key, and every combination passed over is one
+    # excluded, so the loop ends after `limit` plus as many as are excluded whatever the size of the grid.
+    excluded = {_combination(e) for e in _as_list(matrix.get("exclude")) if isinstance(e, dict)}
     out = []
-    for combination in product(*(values for _, values in axes)):
-        values = {p: v for (p, _), v in zip(axes, combination)}
-        if any(all(values.get(str(k)) == v for k, v in e.items()) for e in excluded):
-            continue
-        # CircleCI names an expansion `<alias>-<value>-<value>` (alias defaults to the job name)
-        out.append((f"{alias}-" + "-".join(str(v) for v in combination), alias, values))
-        if len(out) >= MAX_MATRIX_JOBS:
+    for passed, combination in enumerate(product(*(values for _, values in axes))):
+        if len(out) >= limit or passed >= limit + len(excluded):
             break
+        values = {p: v for (p, _), v in zip(axes, combination)}
+        if _combination(values) in excluded:
+            continue
+        # CircleCI fills `<< matrix.x >>` into a `name` that uses them; else an expansion is `<alias>-<value>-<value>`
+        # (alias defaults to the job name)
+        expanded = (_fill_matrix(name, values) if named_by_values
+                    else f"{alias}-" + "-".join(str(v) for v in combination))
+        out.append((expanded, alias, values))
     return out
+
+
+def _combination(values: dict) -> frozenset:
+    return frozenset((str(k), repr(v)) for k, v in values.items())
+
+
+def _fill_matrix(text: str, values: dict) -> str:
+    """``text`` with `<< matrix.x >>` replaced by this expansion's value of x."""
+    if not values or "<<" not in text:
+        return text
+    return _MATRIX_PARAM_RE.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
 
 
 def _refs(filters: Any) -> tuple[str, ...]:
@@ -409,5 +504,7 @@ def _truth(condition: Any, subst) -> bool | None:
     return None
 
 
-def build_model(data: dict) -> ConfigModel:
-    return _Builder(data).build()
+def build_model(data: dict, programs: frozenset[str] = frozenset()) -> ConfigModel:
+    """The model of a parsed config; ``programs`` are those a `run` may call through a variable named for them
+    (`$CARGO audit`)."""
+    return _Builder(data, programs).build()

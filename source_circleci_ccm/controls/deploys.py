@@ -5,32 +5,33 @@ A catalogue `deploy` rule without a `signal` is strong evidence on its own: a de
 is weak: a job named `release` may only draft release notes, a `production` context may only be read, and a
 `main`-only filter fits a lint job as well.  Weak signals of the deploy control's `signals_needed` different
 kinds make a deploy together, on a job that does something besides what the catalogue's `not_deploy` lists
-(notifications, newsletters, caches, artifact, test-result and coverage uploads), and whose name does not say
-it is one of those.  A name that says so (`deploy-notify`, "Publish test results") is no deploy signal either.
+(notifications, newsletters, caches, artifact, test-result and coverage uploads, steps that build, test or lint),
+that does not hand what it made on to a later job through the workspace, and whose name does not say it is one
+of those.  A name that says so (`deploy-notify`, "Publish test results") is no deploy signal either,
+and a deploy the job tears down again (`terraform apply` ... `terraform destroy`) is test infrastructure.
 """
 from __future__ import annotations
 
 from .catalogue import DEPLOY, Catalogue, NotDeploy, Rule
 from .config_model import RUN_STEPS, Unit, WorkflowJob
-from .matching import match_rule, unit_evidence
+from .matching import Matcher, unit_evidence
 from .shell import NO_OP_PROGRAMS
 
 COMBINED_RULE_ID = "deploy.combined-signals"
 
 
-def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob) -> list[dict]:
+def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob, matcher: Matcher) -> list[dict]:
     """Why ``wj`` deploys: its strong evidence (one record per unit), or one record of the weak signals that
     together make it a deploy (`signals` lists each); empty when it does not deploy."""
     not_deploy, rules = catalogue.not_deploy, catalogue.rules_for(DEPLOY)
     strong: list[dict] = []
     weak: dict[str, tuple[Rule, Unit, str]] = {}  # signal kind -> first rule, unit and text that showed it
-    for unit in wj.units:
+    for position, unit in enumerate(wj.units):
         unit_has_strong = False
-        for rule in rules:
-            if (unit_has_strong and rule.signal is None) or rule.signal in weak:
-                continue
-            matched = match_rule(rule, unit)
-            if matched is None or _names_a_non_deploy(rule, unit, not_deploy):
+        for rule, matched in matcher.matches(rules, unit):
+            if ((unit_has_strong and rule.signal is None) or rule.signal in weak
+                    or _names_a_non_deploy(rule, unit, not_deploy)
+                    or _torn_down_later(not_deploy, wj, position, matched)):
                 continue
             if rule.signal is None:
                 strong.append(unit_evidence(unit, wj, rule.id, matched))
@@ -41,7 +42,7 @@ def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob) -> list[dict]:
         return strong
     job = wj.units[0]
     if (len(weak) < catalogue.controls[DEPLOY].signals_needed or not_deploy.names.search(job.job)
-            or not _does_more_than_non_deploy_work(not_deploy, wj)):
+            or _hands_its_output_on(wj) or not _does_more_than_non_deploy_work(catalogue, wj, matcher)):
         return []
     signals = [{"signal": kind, "rule_id": rule.id, "where": unit.where, "matched": matched}
                for kind, (rule, unit, matched) in weak.items()]
@@ -57,16 +58,40 @@ def _names_a_non_deploy(rule: Rule, unit: Unit, not_deploy: NotDeploy) -> bool:
     return any(not_deploy.names.search(name) for name in names)
 
 
-def _does_more_than_non_deploy_work(not_deploy: NotDeploy, wj: WorkflowJob) -> bool:
-    """Some step of the job (or the orb job itself) is not housekeeping, a notification or a report upload."""
+def _torn_down_later(not_deploy: NotDeploy, wj: WorkflowJob, position: int, matched: str) -> bool:
+    """The command line ``matched`` in unit ``position`` deploys with a program (`terraform apply`) whose teardown
+    (`terraform destroy`) the job runs after it in the same working directory: test infrastructure."""
+    unit = wj.units[position]
+    program = matched.split(" ", 1)[0]
+    teardowns = not_deploy.teardowns.get(program)
+    if not teardowns:
+        return False
+    deployed_at = next((i for i, c in enumerate(unit.commands) if c.line == matched), len(unit.commands))
+    later = [(unit, unit.commands[deployed_at + 1:])] + [(u, u.commands) for u in wj.units[position + 1:]]
+    return any(u.workdir == unit.workdir and c.argv[0] == program and len(c.argv) > 1 and c.argv[1] in teardowns
+               for u, cs in later for c in cs)
+
+
+def _hands_its_output_on(wj: WorkflowJob) -> bool:
+    """The job persists what it made to the workspace, CircleCI's way of passing a build to a later job."""
+    return any(unit.step_type == "persist_to_workspace" for unit in wj.units[1:])
+
+
+def _does_more_than_non_deploy_work(catalogue: Catalogue, wj: WorkflowJob, matcher: Matcher) -> bool:
+    """Some step of the job (or the orb job itself) is not housekeeping, a notification, a report upload, nor
+    a build, test or lint step."""
     job = wj.units[0]
     work = ([job] if job.orb_ref else []) + wj.units[1:]
-    return any(not _is_non_deploy_work(not_deploy, unit) for unit in work)
+    test_rules = catalogue.rules_for("automated_tests")
+    return any(not _is_non_deploy_work(catalogue.not_deploy, unit)
+               and next(matcher.matches(test_rules, unit), None) is None for unit in work)
 
 
 def _is_non_deploy_work(not_deploy: NotDeploy, unit: Unit) -> bool:
     if unit.step and not_deploy.names.search(unit.step):
         return True
+    if unit.step and not_deploy.work_names.search(unit.step) and not not_deploy.shipping_words.search(unit.step):
+        return True  # "Build executable", "Run unit tests", "Lint"
     if unit.step_type in RUN_STEPS:
         return all(c.argv[0] in NO_OP_PROGRAMS or c.argv[0] in not_deploy.programs for c in unit.commands)
     if unit.orb_ref:

@@ -15,6 +15,7 @@ from .shell import Command, image_name
 
 TOOL_FIELDS = {"id", "docs", "control", "executables", "subcommands", "images", "orbs", "tasks", "names"}
 _WORD = re.compile(r"[a-z0-9]+")  # one letter or digit class repeated: linear
+_PACKAGE_VERSION = re.compile(r"[@=<>~!\[]")  # where a package name ends and its version or extras begin
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,14 @@ class Tool:
     orbs: dict[str, dict[str, str | None] | None] = field(default_factory=dict)  # orb -> command -> control
     tasks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # build tool -> task names
     names: tuple[str, ...] = ()  # words a step, job or orb name uses for the tool, besides its programs'
+    _by_first_word: dict[str, str | None] = field(default_factory=dict)  # `docker` of `docker scan` -> its control
+
+    def __post_init__(self) -> None:
+        controls_by_first_word: dict[str, set[str | None]] = {}
+        for subcommand, control in self.subcommands.items():
+            controls_by_first_word.setdefault(subcommand.split(" ", 1)[0], set()).add(control)
+        self._by_first_word = {word: next(iter(controls)) for word, controls in controls_by_first_word.items()
+                               if len(controls) == 1}  # a word that begins subcommands of different scans says none
 
     def words(self) -> set[str]:
         """Single words that name this tool (`gitleaks`, `twistlock`): its id, programs and `names`."""
@@ -51,6 +60,16 @@ class Tool:
             return None
         return self.control
 
+    def control_in_name(self, following: list[str]) -> str | None:
+        """What a name scans that says this tool followed by the words ``following``: the subcommand they name or
+        begin (`wiz docker` for `wizcli docker scan`, `snyk container test`), else the tool's own control."""
+        for key in (" ".join(following[:2]), " ".join(following[:1])):
+            if key in self.subcommands:
+                return self.subcommands[key]
+        if following and following[0] in self._by_first_word:
+            return self._by_first_word[following[0]]
+        return self.control
+
 
 @dataclass
 class KnowledgeBase:
@@ -61,6 +80,7 @@ class KnowledgeBase:
     build_tools: dict[str, tuple[str, ...]]
     scan_words: frozenset[str]
     not_scan_words: frozenset[str]
+    installers: dict[str, tuple[tuple[str, ...], ...]]  # program -> its install subcommands, as words
     _by_executable: dict[str, list[Tool]] = field(default_factory=dict)
     _by_image: dict[str, list[Tool]] = field(default_factory=dict)
     _by_orb: dict[str, list[Tool]] = field(default_factory=dict)
@@ -69,9 +89,8 @@ class KnowledgeBase:
 
     def __post_init__(self) -> None:
         for tool in self.tools:
-            if tool.control:  # a name alone cannot say which of a multi-scan tool's scans ran
-                for word in tool.words():
-                    self._by_word.setdefault(word.lower(), []).append(tool)
+            for word in tool.words():
+                self._by_word.setdefault(word.lower(), []).append(tool)
             for exe in tool.executables:
                 self._by_executable.setdefault(exe.lower(), []).append(tool)
             for image in tool.images:
@@ -83,6 +102,27 @@ class KnowledgeBase:
                     by_task = self._tasks_by_executable.setdefault(exe, {})
                     for task in tasks:
                         by_task.setdefault(task.lower(), []).append(tool)
+
+    def installed(self, command: Command) -> list[Tool] | None:
+        """Scanners with a control of their own that ``command`` installs (`pip3 install bandit`, `cargo install
+        --locked cargo-deny`, `go install github.com/securego/gosec/v2/cmd/gosec@latest`); None when it installs
+        nothing (it is no package manager's install)."""
+        subcommands = self.installers.get(command.argv[0].lower())
+        if not subcommands:
+            return None
+        positional = [a.lower() for a in command.argv[1:] if not a.startswith("-")]
+        subcommand = next((s for s in subcommands if tuple(positional[:len(s)]) == s), None)
+        if subcommand is None:
+            return None
+        tools = []
+        for package in positional[len(subcommand):]:
+            name = _PACKAGE_VERSION.split(package.rsplit("/", 1)[-1], 1)[0]  # path, `@v1`, `==1.7`, `[toml]` off
+            tools.extend(t for t in self._by_executable.get(name, ()) if t.control and t not in tools)
+        return tools
+
+    def programs(self) -> frozenset[str]:
+        """Every program the knowledge base names: scanners' executables and the build tools that run tasks."""
+        return frozenset(self._by_executable) | frozenset(self._tasks_by_executable)
 
     def command_hits(self, command: Command) -> list[Hit]:
         """Scanners that ``command`` runs, by program name, by build-tool task, or by `docker run` image."""
@@ -116,11 +156,18 @@ class KnowledgeBase:
 
     def name_hits(self, name: str, scan_word_needed: bool = True) -> list[Hit]:
         """Scanners a step or job name says it runs: a tool's word with a scan word (`Twistlock Scan`, `Run
-        Semgrep`) and no set-up word (`Install Twistlock`)."""
+        Semgrep`) and no set-up word (`Install Twistlock`).  The word after the tool's may name its subcommand
+        (`wiz-docker`): a multi-scan tool, whose name alone cannot say which of its scans ran, needs one."""
         words = _WORD.findall(name.lower())
         if self.names_set_up(name) or (scan_word_needed and not self.scan_words.intersection(words)):
             return []
-        return [Hit(tool.id, tool.control, name) for word in words for tool in self._by_word.get(word, ())]
+        hits = []
+        for i, word in enumerate(words):
+            for tool in self._by_word.get(word, ()):
+                control = tool.control_in_name(words[i + 1:])
+                if control:
+                    hits.append(Hit(tool.id, control, name))
+        return hits
 
     def orb_hits(self, orb: str, orb_ref: str) -> list[Hit]:
         """Scanners behind an orb job or command (`alias/command` of orb ``orb``): by the registry's orb name,
@@ -177,4 +224,6 @@ def load_knowledge_base(controls: tuple[str, ...]) -> KnowledgeBase:
         not_scanning_orb_commands=frozenset(data["not_scanning_orb_commands"]),
         build_tools={k: tuple(v) for k, v in data["build_tools"].items()},
         scan_words=frozenset(data["scan_words"]), not_scan_words=frozenset(data["not_scan_words"]),
+        installers={program: tuple(tuple(s.split()) for s in subcommands)
+                    for program, subcommands in data["installers"].items()},
     )

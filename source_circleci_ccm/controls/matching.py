@@ -1,6 +1,9 @@
 """Match catalogue rules against config units."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 from .catalogue import Rule
 from .config_model import Unit, WorkflowJob
 from .results import evidence
@@ -42,49 +45,71 @@ def _params_ok(rule: Rule, params: dict) -> bool:
     return True
 
 
-def match_rule(rule: Rule, unit: Unit) -> str | None:
-    """Return the matched text when every matcher of ``rule`` matches ``unit``."""
+@dataclass(frozen=True)
+class _ContentMatch:
+    """What a rule matched in a unit's own content (orb, step, commands, parameters), before the job's name,
+    contexts, filters and approvals are looked at."""
+
+    orb_ref: str | None
+    step_type: str | None
+    text: str | None  # a matched step name or command line, which the evidence shows before anything else
+
+
+def _match_content(rule: Rule, unit: Unit) -> _ContentMatch | None:
     if rule.is_step_rule and unit.is_job:
         return None
     if not rule.is_step_rule and not rule.is_orb_rule and not unit.is_job:
         return None  # job-level rule: judged once on the job itself
-    examined: list[str] = []
-    matched: str | None = None
+    orb_ref = step_type = text = None
     if rule.orb:
         if not unit.orb or not rule.orb.search(unit.orb):
             return None
-        matched = unit.orb_ref or unit.orb
-    if rule.orb_command:
-        if not unit.orb_ref:
+        orb_ref = unit.orb_ref or unit.orb
+    for pattern, jobs_only in ((rule.orb_command, False), (rule.orb_job, True)):
+        if pattern is None:
+            continue
+        if not unit.orb_ref or (jobs_only and not unit.is_job):
             return None
         candidates = [unit.orb_ref]
         if unit.orb:
             candidates.append(f"{unit.orb}/{unit.orb_ref.split('/', 1)[-1]}")
-        if not any(rule.orb_command.search(c) for c in candidates):
+        if not any(pattern.search(c) for c in candidates):
             return None
-        matched = unit.orb_ref
-    if rule.job_name:
-        names = [n for n in {unit.job, unit.job_key} if n]
-        hit = next((n for n in names if rule.job_name.search(n)), None)
-        if hit is None:
-            return None
-        examined.extend(names)
-        matched = matched or hit
+        orb_ref = unit.orb_ref
     if rule.step_type:
         if not unit.step_type or not rule.step_type.search(unit.step_type):
             return None
-        matched = matched or unit.step_type
+        step_type = unit.step_type
     if rule.step_name:
         if not unit.step or not rule.step_name.search(unit.step):
             return None
-        examined.append(unit.step)
-        matched = unit.step
+        text = unit.step
     if rule.run:
         if not unit.run:
             return None
-        matched = _search_run(rule, unit.run)
-        if matched is None:
+        text = _search_run(rule, unit.run)
+        if text is None:
             return None
+    if rule.parameters and not _params_ok(rule, unit.params):
+        return None
+    # a `run` rule's `unless` also reads its step's name: what a command does is often told only by names
+    if rule.unless and (rule.step_name or rule.run) and unit.step and rule.unless.search(unit.step):
+        return None
+    return _ContentMatch(orb_ref, step_type, text)
+
+
+def _match_job(rule: Rule, unit: Unit, content: _ContentMatch) -> str | None:
+    """``content`` matched: the rule's matchers on the job (name, contexts, filters, approvals), and the text
+    the evidence shows."""
+    job_hit = None
+    if rule.job_name:
+        names = [n for n in dict.fromkeys((unit.job, unit.job_key)) if n]  # ordered: evidence is the same each run
+        job_hit = next((n for n in names if rule.job_name.search(n)), None)
+        if job_hit is None or (rule.unless and any(rule.unless.search(n) for n in names)):
+            return None
+    if rule.run and rule.unless and unit.job and rule.unless.search(unit.job):
+        return None  # and its job's name
+    matched = content.text or content.orb_ref or job_hit or content.step_type
     if rule.context:
         hit = next((c for c in unit.contexts if rule.context.search(c)), None)
         if hit is None:
@@ -99,11 +124,34 @@ def match_rule(rule: Rule, unit: Unit) -> str | None:
         if hit is None:
             return None
         matched = matched or hit
-    if rule.parameters and not _params_ok(rule, unit.params):
-        return None
-    if rule.unless and any(rule.unless.search(t) for t in examined):
-        return None
     return matched or unit.where
+
+
+def match_rule(rule: Rule, unit: Unit) -> str | None:
+    """Return the matched text when every matcher of ``rule`` matches ``unit``."""
+    content = _match_content(rule, unit)
+    return None if content is None else _match_job(rule, unit, content)
+
+
+class Matcher:
+    """Matches rules against the units of one configuration, remembering what each unit's own content matched:
+    the same step runs in every workflow job that invokes its job (several workflows, a matrix, one job under
+    many names), and only the job's name, contexts, filters and approvals differ between them."""
+
+    def __init__(self) -> None:
+        self._content: dict[tuple, list[tuple[Rule, _ContentMatch]]] = {}
+
+    def matches(self, rules: tuple[Rule, ...], unit: Unit) -> Iterator[tuple[Rule, str]]:
+        """Each of ``rules`` (in order) that matches ``unit``, with the text it matched."""
+        key = (id(rules), unit.content_key())
+        candidates = self._content.get(key)
+        if candidates is None:
+            candidates = [(rule, c) for rule in rules if (c := _match_content(rule, unit)) is not None]
+            self._content[key] = candidates
+        for rule, content in candidates:
+            matched = _match_job(rule, unit, content)
+            if matched is not None:
+                yield rule, matched
 
 
 def unit_evidence(unit: Unit, wj: WorkflowJob, rule_id: str, matched: str, **extra) -> dict:

@@ -3,7 +3,8 @@
 A multi-line `run` is several commands; `&&`, `||`, `;`, `|` and `&` separate commands too; comments and
 line continuations disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c '...'`, `npx`, `yarn dlx`,
 `pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `go run pkg@v`, `java -jar` and `docker run IMAGE`
-are unwrapped so the command they run is what rules see.  Tokenising is one pass of a regex whose
+are unwrapped so the command they run is what rules see, and `$CARGO audit` runs cargo when the caller knows
+the program.  Tokenising is one pass of a regex whose
 alternatives start with different characters and never backtrack, so it is linear in the text.
 """
 from __future__ import annotations
@@ -21,8 +22,12 @@ _TOKEN = re.compile(
 )
 _UNQUOTE = re.compile(r"""'([^']*)'?|"((?:[^"\\]|\\[\s\S]?)*)"?|\\([\s\S]?)""")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+# `$CARGO`, `${NPM}`: a variable holding a program (Make's convention, `export CARGO=$(rustup which cargo)`)
+_VARIABLE = re.compile(r"\$\{?([A-Za-z][A-Za-z0-9]*)\}?")
 # Programs that only print, wait or exit: a step of nothing else neither deploys, tests nor scans.
 NO_OP_PROGRAMS = frozenset({"echo", "printf", "true", ":", "exit", "sleep"})
+# Builtins that only set the shell up (directory, variables): never the command that does a step's work.
+SETUP_PROGRAMS = frozenset({"cd", "pushd", "popd", "export", "set", "source", ".", "mkdir", "chmod", "which"})
 MAX_NESTING = 3  # sh -c "bash -c '...'" nests; deeper is not worth reading
 MAX_WORD = 1024  # no program name or argument a rule needs is longer; a longer word is cut, not unquoted whole
 MAX_WORDS = 256  # words kept of one command
@@ -40,6 +45,9 @@ _DIRECT_RUNNERS = {"npx", "bunx", "pnpx", "uvx"}
 _SCRIPT_RUNNERS = {"npm", "yarn", "pnpm", "bun"}
 _SHELLS = {"sh", "bash", "zsh", "dash", "ash", "ksh"}
 _PYTHONS = re.compile(r"python(\d(\.\d+)?)?$")
+# Programs this reader itself knows (wrappers it takes off); callers add the ones their rules name.
+_OWN_PROGRAMS = frozenset(_SHELLS | _DIRECT_RUNNERS | _SCRIPT_RUNNERS | {r for r, _ in _RUNNERS}
+                          | {"python", "python3", "go", "java", "docker", "podman"})
 _DOCKER_OPTIONS_WITH_VALUE = {
     "-v", "-e", "-w", "-u", "-p", "-l", "-h", "-m", "--volume", "--env", "--env-file", "--workdir", "--user",
     "--name", "--network", "--net", "--platform", "--entrypoint", "--mount", "--publish", "--label", "--hostname",
@@ -115,9 +123,18 @@ def image_name(reference: str) -> str:
     return "/".join(parts).lower()
 
 
-def _unwrap(words: list[str], depth: int) -> list[Command]:
+def _program_in_variable(word: str, programs: frozenset[str]) -> str | None:
+    """`$CARGO` or `${CARGO}` when `cargo` is a known program: the variable holds it."""
+    m = _VARIABLE.fullmatch(word)
+    name = m.group(1).lower() if m else None
+    return name if name in _OWN_PROGRAMS or name in programs else None
+
+
+def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Command]:
     """The command(s) that ``words`` really runs."""
     while words:
+        if words[0].startswith("$"):
+            words = [_program_in_variable(words[0], programs) or words[0]] + words[1:]
         head = words[0].rsplit("/", 1)[-1]
         if _ASSIGNMENT.match(words[0]):
             words = words[1:]
@@ -130,7 +147,7 @@ def _unwrap(words: list[str], depth: int) -> list[Command]:
                 i += 1  # the duration
             words = words[i:]
         elif head in _SHELLS and len(words) > 2 and words[1].startswith("-") and "c" in words[1]:
-            return commands(words[2], depth + 1) if depth < MAX_NESTING else []
+            return commands(words[2], depth + 1, programs=programs) if depth < MAX_NESTING else []
         elif head in _DIRECT_RUNNERS:
             i = _skip_options(words, 1, {"-p", "--package"})
             words = words[i:]
@@ -150,7 +167,7 @@ def _unwrap(words: list[str], depth: int) -> list[Command]:
         elif head in _SCRIPT_RUNNERS and len(words) > 2 and words[1] == "run" and not words[2].startswith("-"):
             # `npm run X` runs the package script or binary X: keep the call (rules know `npm run test`) and
             # read X as a command too (`yarn run snyk test` runs snyk).
-            inner = _unwrap(words[2:], depth + 1) if depth < MAX_NESTING else []
+            inner = _unwrap(words[2:], depth + 1, programs) if depth < MAX_NESTING else []
             return [Command(argv=(head,) + tuple(words[1:]))] + inner
         elif head in ("docker", "podman") and len(words) > 2 and (
                 words[1] == "run" or (words[1] == "container" and words[2] == "run")):
@@ -161,9 +178,11 @@ def _unwrap(words: list[str], depth: int) -> list[Command]:
     return []
 
 
-def commands(text: str, depth: int = 0, limit: int | None = None) -> list[Command]:
-    """The simple commands a `run` step executes, in order (the first ``limit`` of them)."""
+def commands(text: str, depth: int = 0, limit: int | None = None,
+             programs: frozenset[str] = frozenset()) -> list[Command]:
+    """The simple commands a `run` step executes, in order (the first ``limit`` of them).  A command word
+    that is a variable named for one of ``programs`` (or a wrapper this reader knows) runs that program."""
     out: list[Command] = []
     for words in _split(text, limit):
-        out.extend(_unwrap(words, depth))
+        out.extend(_unwrap(words, depth, programs))
     return out

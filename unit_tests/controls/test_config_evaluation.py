@@ -238,3 +238,47 @@ def test_compiled_config_with_expanded_orb_steps_is_recognised(catalogue):
     assert r["sast"].status == "pass"
     assert r["sast"].evidence[0]["where"] == "jobs.sonarcloud/scan.steps[0].run"
     assert r["image_scanning"].status == "pass"
+
+
+def test_a_scanner_run_through_a_variable_named_for_its_build_tool_is_evidence(catalogue):
+    r = run("""
+        version: 2.1
+        jobs:
+          audit:
+            docker: [{image: cimg/rust:1.75}]
+            steps:
+              - run: echo 'export CARGO=$(rustup which cargo)' >> $BASH_ENV
+              - run: $CARGO $CARGOFLAGS audit --deny-warnings
+        workflows:
+          main: {jobs: [audit]}
+        """, catalogue)
+    assert r["dependency_scanning"].status == "pass"
+    assert r["dependency_scanning"].evidence[0]["rule_id"] == "kb.cargo-audit"
+
+
+def _one_job(name: str, steps: str) -> str:
+    return f"""
+        version: 2.1
+        jobs:
+          job:
+            docker: [{{image: cimg/go:1.21}}]
+            steps: {steps}
+        workflows:
+          main:
+            jobs:
+              - job: {{name: {name}}}
+        """
+
+
+def test_a_job_named_as_tests_that_calls_a_build_scripts_test_subcommand_runs_tests(catalogue):
+    result = run(_one_job("unit-test", "[checkout, {run: go run build/ci.go test}]"), catalogue)["automated_tests"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.named-job-script-test"
+
+
+def test_a_build_scripts_test_subcommand_in_a_job_not_named_for_tests_is_not_credited(catalogue):
+    assert run(_one_job("build", "[checkout, {run: go run build/ci.go test}]"), catalogue)["automated_tests"].status == "fail"
+
+
+def test_deploying_to_an_environment_called_test_is_not_a_test_run(catalogue):
+    steps = "[checkout, {run: {name: Deploy to test, command: ./bin/deploy.sh test}}]"
+    assert run(_one_job("deploy-test", steps), catalogue)["automated_tests"].status == "fail"

@@ -8,6 +8,8 @@ ORBS = """
 version: 2.1
 orbs:
   slack: circleci/slack@4.12.5
+  docker: circleci/docker@2.8.2
+  platform: example/platform@1.0.0
   codecov: codecov/codecov@4.1.0
   helm: circleci/helm@3.0.2
 """
@@ -245,3 +247,160 @@ def test_pushing_a_commit_back_to_the_branch_is_not_a_deploy(catalogue):
           main: {jobs: [docs]}
         """, catalogue)
     assert deploy.status == "not_applicable"
+
+
+def test_an_orb_job_that_builds_an_image_publishes_it(catalogue):
+    deploy = _deploy("", """
+        workflows:
+          main:
+            jobs:
+              - platform/build_multiplatform_docker: {name: build_docker}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.orb-image-build-job"
+
+
+def test_an_orb_job_told_not_to_push_the_image_it_builds_is_not_a_deploy(catalogue):
+    deploy = _deploy("", """
+        workflows:
+          main:
+            jobs:
+              - platform/build-image: {push_image: false}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_step_that_builds_an_image_with_an_orb_command_is_not_a_deploy(catalogue):
+    deploy = _deploy(_job("image", "[checkout, setup_remote_docker, {docker/build: {image: app}}]"), """
+        workflows:
+          main: {jobs: [image]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_uploading_a_built_site_to_object_storage_is_a_deploy(catalogue):
+    deploy = _deploy(_job("site", "[checkout, {run: 'npm run build && aws s3 sync dist s3://www.example.org --delete'}]"), """
+        workflows:
+          main: {jobs: [site]}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.object-storage-upload"
+
+
+def test_downloading_from_object_storage_is_not_a_deploy(catalogue):
+    deploy = _deploy(_job("fetch", "[{run: 'aws s3 cp s3://models.example.org/weights.bin ./weights.bin'}]"), """
+        workflows:
+          main: {jobs: [fetch]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_an_upload_whose_step_says_it_uploads_coverage_is_not_a_deploy(catalogue):
+    steps = "[{run: {name: Push coverage to S3, command: 'aws s3 cp --recursive out/html \"s3://$BUCKET/unit/\"'}}]"
+    deploy = _deploy(_job("unit", steps), """
+        workflows:
+          main: {jobs: [unit]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_an_upload_to_a_local_object_storage_emulator_is_not_a_deploy(catalogue):
+    steps = "[{run: 'aws --endpoint-url http://localhost:9000 s3 sync fixtures s3://bucket/'}, {run: npm run int-test}]"
+    deploy = _deploy(_job("integration", steps), """
+        workflows:
+          main: {jobs: [integration]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_job_named_redeploy_is_named_as_a_deploy(catalogue):
+    deploy = _deploy(_job("redeploy-frontend", "[checkout, {run: ./scripts/go.sh}]"), """
+        workflows:
+          main:
+            jobs:
+              - redeploy-frontend: {context: production}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["signals"][0]["matched"] == "redeploy-frontend"
+
+
+def _acceptance(steps: str):
+    return _job("acceptance", steps), """
+        workflows:
+          nightly: {jobs: [acceptance]}
+        """
+
+
+def test_a_job_that_tears_down_what_it_applied_built_test_infrastructure_not_a_deploy(catalogue):
+    deploy = _deploy(*_acceptance("""
+              - {run: {working_directory: test/gke, command: terraform init && terraform apply -auto-approve}}
+              - {run: go test ./acceptance/...}
+              - {run: {working_directory: test/gke, command: terraform destroy -auto-approve}}"""), catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_teardown_in_another_working_directory_leaves_the_deploy_standing(catalogue):
+    deploy = _deploy(*_acceptance("""
+              - {run: {working_directory: infra/prod, command: terraform apply -auto-approve}}
+              - {run: {working_directory: infra/preview, command: terraform destroy -auto-approve}}"""), catalogue)
+    assert deploy.status == "pass"
+
+
+def test_destroying_before_applying_recreates_and_is_a_deploy(catalogue):
+    deploy = _deploy(*_acceptance("[{run: 'terraform destroy -auto-approve && terraform apply -auto-approve'}]"), catalogue)
+    assert deploy.status == "pass"
+
+
+def test_a_job_named_as_pushing_an_image_is_a_deploy(catalogue):
+    deploy = _deploy(_job("dev-upload-docker", "[checkout, setup_remote_docker, {run: make ci.dev-docker}]"), """
+        workflows:
+          main: {jobs: [dev-upload-docker]}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.image-push-job-name"
+
+
+def test_a_step_named_release_is_one_weak_signal_not_a_deploy_alone(catalogue):
+    deploy = _deploy(_job("handler", "[checkout, {run: {name: Release handler, command: ./bin/go}}]"), """
+        workflows:
+          main: {jobs: [handler]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_release_job_on_tags_whose_steps_only_build_and_test_is_not_a_deploy(catalogue):
+    steps = "[checkout, {run: {name: Build executable, command: make -C handler release}}, {run: go test ./...}]"
+    deploy = _deploy(_job("release", steps), """
+        workflows:
+          main:
+            jobs:
+              - release: {filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_step_named_as_building_and_deploying_is_not_build_work(catalogue):
+    deploy = _deploy(_job("deploy", "[checkout, {run: {name: Build and deploy, command: ./bin/go}}]"), """
+        workflows:
+          main:
+            jobs:
+              - deploy: {context: production}
+        """, catalogue)
+    assert deploy.status == "pass"
+
+
+def test_a_release_job_that_hands_what_it_made_on_through_the_workspace_is_not_a_deploy(catalogue):
+    steps = "[checkout, {run: make release_handler}, {persist_to_workspace: {root: ., paths: [release/*]}}]"
+    deploy = _deploy(_job("release_handler", steps), """
+        workflows:
+          main:
+            jobs:
+              - release_handler: {filters: {tags: {only: /^v.*/}, branches: {only: master}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_deploy_command_in_a_job_that_persists_its_outputs_is_still_a_deploy(catalogue):
+    steps = ("[checkout, {run: aws cloudformation deploy --template-file stack.yml --stack-name app},"
+             " {persist_to_workspace: {root: ., paths: [outputs.env]}}]")
+    deploy = _deploy(_job("infrastructure", steps), """
+        workflows:
+          main: {jobs: [infrastructure]}
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.commands"

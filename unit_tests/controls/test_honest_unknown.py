@@ -5,6 +5,7 @@ import pytest
 
 from source_circleci_ccm.controls import evaluate_config
 from source_circleci_ccm.controls.catalogue import SCAN_CONTROLS
+from source_circleci_ccm.controls.evaluate import INSTALLED_THEN_OPAQUE
 
 
 def _config(step_name: str, command: str) -> str:
@@ -56,3 +57,41 @@ def test_installing_a_scanner_is_neither_a_scan_nor_a_reason_for_unknown(catalog
 def test_fail_says_no_step_shows_the_control(catalogue):
     result = evaluate_config(_config("Build", "make build"), catalogue)["sast"]
     assert result.status == "fail" and "no invoked job" in result.reason
+
+
+def _job_config(job_name: str, steps: str) -> str:
+    return textwrap.dedent(f"""
+        version: 2.1
+        jobs:
+          check:
+            docker: [{{image: cimg/base:current}}]
+            steps: {steps}
+        workflows:
+          main:
+            jobs:
+              - check: {{name: "{job_name}"}}
+    """)
+
+
+def test_a_scanner_installed_in_a_security_named_step_then_run_opaquely_passes_saying_so(catalogue):
+    result = evaluate_config(_config("Run security scan", "pip3 install bandit\\nmake scan"), catalogue)["sast"]
+    assert result.status == "pass"
+    [evidence] = result.evidence
+    assert evidence["rule_id"] == "kb.bandit" and evidence["how"] == INSTALLED_THEN_OPAQUE
+    assert evidence["matched"] == "pip3 install bandit in step 'Run security scan', then make scan"
+
+
+def test_a_scanner_installed_in_a_job_named_for_security_then_run_opaquely_in_a_later_step_passes(catalogue):
+    steps = "[checkout, {run: cargo install --locked cargo-deny}, {run: cargo xtask security-checks}]"
+    result = evaluate_config(_job_config("Security Checks", steps), catalogue)["dependency_scanning"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "kb.cargo-deny"
+
+
+def test_a_scanner_installed_where_no_name_says_scan_is_not_credited_for_a_later_opaque_command(catalogue):
+    steps = "[checkout, {run: cargo install cargo-deny}, {run: cargo xtask ci}]"
+    assert evaluate_config(_job_config("build", steps), catalogue)["dependency_scanning"].status == "fail"
+
+
+def test_the_other_scans_of_a_step_credited_from_its_installed_scanner_stay_unknown(catalogue):
+    results = evaluate_config(_config("Run security scan", "pip3 install bandit\\nmake scan"), catalogue)
+    assert {c for c in SCAN_CONTROLS if results[c].status == "unknown"} == set(SCAN_CONTROLS) - {"sast"}

@@ -54,7 +54,8 @@ def test_knowledge_base_has_at_least_120_tools_with_a_docs_url_each():
 
 @pytest.mark.parametrize("tool", KNOWLEDGE.tools, ids=lambda t: t.id)
 def test_each_tool_is_well_formed_and_reachable_by_each_of_its_matchers(tool, catalogue):
-    controls = {tool.control, *tool.subcommands.values()} - {None}
+    orb_controls = {c for commands in tool.orbs.values() if commands for c in commands.values()}
+    controls = {tool.control, *tool.subcommands.values(), *orb_controls} - {None}
     assert controls and controls <= set(SCAN_CONTROLS), "a tool scans for at least one scan control"
     assert tool.executables or tool.images or tool.orbs or tool.tasks, "a tool needs a matcher"
     ways = list(_ways_to_call(tool))
@@ -73,3 +74,17 @@ def test_each_tool_is_well_formed_and_reachable_by_each_of_its_matchers(tool, ca
 def test_installing_or_asking_a_scanner_for_help_is_not_a_scan(run, catalogue):
     results = evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)
     assert all(results[c].status != "pass" for c in SCAN_CONTROLS), {c: results[c].evidence for c in SCAN_CONTROLS}
+
+
+@pytest.mark.parametrize("orb_job, control", [("secops/wiz-docker", "image_scanning"), ("secops/wiz-iac", "iac_scanning"),
+                                              ("secops/snyk-container", "image_scanning")])
+def test_an_orb_job_named_for_a_multi_scan_tool_and_its_subcommand_credits_that_subcommand(orb_job, control, catalogue):
+    config = _config("[checkout]", job_key=orb_job, orbs="orbs: {secops: example/security-orb@2.0.9}")
+    result = evaluate_config(config, catalogue)[control]
+    assert result.status == "pass" and result.evidence[0]["matched"] == orb_job
+
+
+@pytest.mark.parametrize("name", ["Run spectral lint", "Lint the API with spectral"])
+def test_a_name_with_a_multi_scan_tool_but_no_subcommand_of_a_scan_credits_nothing(name, catalogue):
+    results = evaluate_config(_config(f"[{{run: {{name: {name}, command: make openapi-check}}}}]"), catalogue)
+    assert all(results[c].status != "pass" for c in SCAN_CONTROLS)

@@ -46,3 +46,17 @@ def test_image_names_drop_registry_tag_and_digest(reference, name):
 
 def test_unclosed_quote_reads_to_the_end_instead_of_failing():
     assert [c.argv for c in commands("echo 'oops\nsnyk test")] == [("echo", "oops\nsnyk test")]
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("$CARGO $CARGOFLAGS audit --deny-warnings", ("cargo", "$CARGOFLAGS", "audit", "--deny-warnings")),
+    ("${NPM} audit --audit-level=high", ("npm", "audit", "--audit-level=high")),
+    ("$PYTHON -m bandit -r src", ("bandit", "-r", "src")),
+])
+def test_a_command_word_that_is_a_variable_named_for_a_known_program_runs_that_program(run, expected):
+    [command] = commands(run, programs=frozenset({"cargo", "npm"}))
+    assert command.argv == expected
+
+
+def test_a_command_word_that_is_a_variable_named_for_no_known_program_stays_as_written():
+    assert [c.argv for c in commands("$DEPLOY_SCRIPT prod", programs=frozenset({"cargo"}))] == [("$DEPLOY_SCRIPT", "prod")]

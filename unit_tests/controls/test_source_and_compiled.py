@@ -3,8 +3,11 @@ compiled form (as the API serves `compiled`) give the same results."""
 import json
 import textwrap
 
+import yaml
+
 from source_circleci_ccm.controls import evaluate_config
 from source_circleci_ccm.controls.cli import main
+from source_circleci_ccm.controls.config_model import build_model
 
 SOURCE = textwrap.dedent("""
     version: 2.1
@@ -135,3 +138,47 @@ def test_a_workflow_switched_by_a_pipeline_parameter_still_counts(catalogue):
 def test_a_workflow_switched_off_by_a_literal_condition_does_not_count(catalogue):
     config = SOURCE.replace("  main:\n", "  main:\n    when: false\n")
     assert evaluate_config(config, catalogue)["secret_scanning"].status == "fail"
+
+
+MATRIX_NAMED_BY_VALUES = textwrap.dedent("""
+    version: 2.1
+    jobs:
+      unit:
+        parameters: {platform: {type: string}}
+        docker: [{image: cimg/rust:1.75}]
+        steps: [checkout, {run: cargo test}]
+      package:
+        parameters: {platform: {type: string}}
+        docker: [{image: cimg/rust:1.75}]
+        steps: [checkout, {run: cargo build --release}]
+      publish:
+        docker: [{image: cimg/node:lts}]
+        steps: [checkout, {run: npm publish}]
+    workflows:
+      release:
+        jobs:
+          - unit:
+              name: Unit tests (<< matrix.platform >>)
+              matrix: {parameters: {platform: [linux, macos]}}
+          - package:
+              name: Package (<< matrix.platform >>)
+              matrix: {parameters: {platform: [linux, macos]}}
+              requires: ["Unit tests (<< matrix.platform >>)"]
+          - publish:
+              requires: ["Package (linux)", "Package (macos)"]
+""")
+
+
+def test_a_matrix_job_named_with_its_values_gets_them_filled_in_as_circleci_does():
+    [workflow] = build_model(yaml.safe_load(MATRIX_NAMED_BY_VALUES)).workflows
+    assert [job.name for job in workflow.jobs] == [
+        "Unit tests (linux)", "Unit tests (macos)", "Package (linux)", "Package (macos)", "publish"]
+
+
+def test_requires_on_the_filled_in_names_of_a_matrix_reach_the_expansions_and_their_own_requires(catalogue):
+    [workflow] = build_model(yaml.safe_load(MATRIX_NAMED_BY_VALUES)).workflows
+    assert [job.name for job in workflow.resolve("Package (macos)")] == ["Package (macos)"]
+    assert [job.requires for job in workflow.jobs[2:4]] == [["Unit tests (linux)"], ["Unit tests (macos)"]]
+    first_unit_test = workflow.first_upstream(lambda job: job.name if job.key == "unit" else None)
+    assert first_unit_test[-1] == "Unit tests (linux)"
+    assert evaluate_config(MATRIX_NAMED_BY_VALUES, catalogue)["tests_before_deploy"].status == "pass"
