@@ -281,6 +281,14 @@ def shipped_connector(venv: Path) -> list[str]:
     return [str(venv / "bin" / "source-circleci-ccm")]
 
 
+def startup_cpu_seconds(connector: list[str]) -> float:
+    """CPU of `discover` (imports, spec, building the streams; no request), the least of two runs."""
+    with tempfile.TemporaryDirectory() as folder:
+        config = write_json(folder, "config.json", {"api_token": "no-request", "api_url": "http://127.0.0.1:9/api"})
+        runs = [run_process("discover", connector + ["discover", "--config", config], cwd=folder) for _ in range(2)]
+    return min(run.cpu_seconds for run in runs)
+
+
 # --------------------------------------------------------------------------- meltano-tap-circle-ci
 def meltano_tap(venv: Path) -> Path:
     """The tap in its own venv (never the project's), installed on first use."""
@@ -399,9 +407,13 @@ def scale_series(args: argparse.Namespace) -> int:
             run = sync(sim, args.connector, f"full, {pipelines:,} pipelines", config, CORE_STREAMS)
             runs.append(run)
             print(f"# scale {pipelines:,}: {run.seconds:.1f} s, {run.peak_rss_mb:.0f} MB, {run.cpu_seconds:.1f} CPU s", flush=True)
+    startup = startup_cpu_seconds(args.connector)
     print()
     print(f"Scale series: bench shape, {args.scale_latency_ms:g} ms a request, num_workers {args.workers}, core streams")
     print(table(runs))
+    for run in runs:  # the fixed cost of a run (importing airbyte-cdk) apart from what grows with the records
+        print(f"- {run.name}: {1000 * (run.cpu_seconds - startup) / max(run.total_records, 1):.2f} ms CPU a record "
+              f"beyond the {startup:.1f} CPU s of start-up (`discover`)")
     if len(runs) >= 2 and runs[0].peak_rss_mb:
         growth = runs[-1].peak_rss_mb / runs[0].peak_rss_mb
         cpu = max(1000 * r.cpu_seconds / max(r.total_records, 1) for r in runs)
