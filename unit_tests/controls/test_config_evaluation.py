@@ -1,6 +1,8 @@
 """Behaviour of evaluate_config on source-form configs."""
 import textwrap
 
+import pytest
+
 from source_circleci_ccm.controls import evaluate_config
 
 
@@ -282,3 +284,12 @@ def test_a_build_scripts_test_subcommand_in_a_job_not_named_for_tests_is_not_cre
 def test_deploying_to_an_environment_called_test_is_not_a_test_run(catalogue):
     steps = "[checkout, {run: {name: Deploy to test, command: ./bin/deploy.sh test}}]"
     assert run(_one_job("deploy-test", steps), catalogue)["automated_tests"].status == "fail"
+
+
+@pytest.mark.parametrize("command", [
+    "coverage run -m unittest discover -s tests", "docker run \"$(./image)\" /tests/tests.sh",
+    "docker compose run --rm api pytest", "c8 node --test",
+])
+def test_tests_run_through_a_wrapper_or_in_a_container_are_automated_tests(command, catalogue):
+    result = run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.runner-command"
