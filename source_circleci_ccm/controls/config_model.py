@@ -46,6 +46,7 @@ class Unit:
     step_index: int | None = None
     step_type: str | None = None
     orb: str | None = None
+    orb_version: str | None = None  # as the `orbs` section pins it, pipeline parameters filled in
     orb_ref: str | None = None
     run: str | None = None  # the commands, one per line, wrappers taken off (what `run` rules search)
     source: str | None = None  # the `run` text as written (parameters substituted), for people to read
@@ -62,7 +63,7 @@ class Unit:
         """What rules can see of a unit besides its job's name, contexts, filters and approvals: equal for the same
         step of every invocation of a job, and for the job units of invocations with the same parameters."""
         if self._content_key is None:
-            self._content_key = (self.is_job, self.step_type, self.step, self.run, self.orb, self.orb_ref,
+            self._content_key = (self.is_job, self.step_type, self.step, self.run, self.orb, self.orb_version, self.orb_ref,
                                  repr(self.params) if self.params else "")
         return self._content_key
 
@@ -210,9 +211,12 @@ class _Builder:
         orbs = data.get("orbs") if isinstance(data.get("orbs"), dict) else {}
         self.orbs = {str(a): _orb_name(v, str(a)) for a, v in orbs.items()}
         self.jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
+        self.pipeline_params = _defaults(data)
+        # `tools: org/tools@<< pipeline.parameters.dev-orb-version >>` pins the version a trigger passes in
+        self.orb_versions = {str(a): self._subst(v.split("@", 1)[1].strip(), {})
+                             for a, v in orbs.items() if isinstance(v, str) and "@" in v}
         self.commands = data.get("commands") if isinstance(data.get("commands"), dict) else {}
         self.executors = data.get("executors") if isinstance(data.get("executors"), dict) else {}
-        self.pipeline_params = _defaults(data)
         self.commands_left = MAX_COMMANDS
         self.jobs_left = MAX_WORKFLOW_JOBS
         self.truncated = ""
@@ -241,6 +245,9 @@ class _Builder:
     def _orb_of(self, ref: str) -> str | None:
         alias = ref.split("/", 1)[0]
         return self.orbs.get(alias)
+
+    def _orb_version_of(self, ref: str) -> str | None:
+        return self.orb_versions.get(ref.split("/", 1)[0])
 
     # -- steps -------------------------------------------------------------
     def _steps(self, steps: Any, base: str, wj: WorkflowJob, scope: dict, out: list[Unit], depth: int):
@@ -289,7 +296,8 @@ class _Builder:
                 params = {str(k): self._resolve_value(v, scope) for k, v in args.items()} if isinstance(args, dict) else {}
                 step_name = params.get("name") if isinstance(params.get("name"), str) else None
                 out.append(Unit(where=where, step=step_name, step_index=len(out), step_type="orb_command",
-                                orb=self._orb_of(name), orb_ref=name, params=params, **common))
+                                orb=self._orb_of(name), orb_version=self._orb_version_of(name), orb_ref=name,
+                                params=params, **common))
             else:
                 step_name = args.get("name") if isinstance(args, dict) and isinstance(args.get("name"), str) else None
                 out.append(Unit(where=where, step=step_name, step_index=len(out), step_type=name, **common))
@@ -388,7 +396,8 @@ class _Builder:
             return
         orb = self._orb_of(wj.key) if "/" in wj.key else None
         wj.units.append(Unit(where=wj.where, job=wj.name, job_key=wj.key, is_job=True,
-                             orb=orb, orb_ref=wj.key if "/" in wj.key else None,
+                             orb=orb, orb_version=self._orb_version_of(wj.key) if orb else None,
+                             orb_ref=wj.key if "/" in wj.key else None,
                              params=wj.params, contexts=wj.contexts, refs=_refs(wj.filters)))
         definition = self.jobs.get(wj.key)
         if not isinstance(definition, dict):

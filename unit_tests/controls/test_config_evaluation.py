@@ -293,3 +293,29 @@ def test_deploying_to_an_environment_called_test_is_not_a_test_run(catalogue):
 def test_tests_run_through_a_wrapper_or_in_a_container_are_automated_tests(command, catalogue):
     result = run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
     assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.runner-command"
+
+
+_ORB_REPOSITORY = """
+    version: 2.1
+    parameters:
+      dev-orb-version: {{type: string, default: "dev:alpha"}}
+    orbs:
+      my-orb: example/my-orb@{version}
+      orb-tools: circleci/orb-tools@10.1.0
+    workflows:
+      integration-tests:
+        jobs:
+          - orb-tools/pack
+          - my-orb/scan
+    """
+
+
+@pytest.mark.parametrize("version", ["dev:alpha", "<<pipeline.parameters.dev-orb-version>>", "dev:<< pipeline.git.revision >>"])
+def test_running_an_orb_at_its_development_version_is_its_integration_test(version, catalogue):
+    result = run(_ORB_REPOSITORY.format(version=version), catalogue)["automated_tests"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.orb-integration-test"
+    assert result.evidence[0]["matched"] == "my-orb/scan"
+
+
+def test_running_a_released_orb_is_not_a_test(catalogue):
+    assert run(_ORB_REPOSITORY.format(version="1.4.2"), catalogue)["automated_tests"].status == "fail"
