@@ -361,7 +361,7 @@ class _Builder:
                 for name, alias, values in _matrix(str(key), params, min(MAX_MATRIX_JOBS, self.jobs_left)):
                     self.jobs_left -= 1
                     jobs.append(self._workflow_job(str(wf_name), len(jobs), str(key), name, alias, params, values))
-            workflow = Workflow(name=str(wf_name), jobs=jobs, scheduled=bool(wf.get("triggers")))
+            workflow = Workflow(name=str(wf_name), jobs=_runnable(jobs), scheduled=bool(wf.get("triggers")))
             for wj in jobs:
                 wj.units[0].approvals = tuple(workflow.approvals_held_by(wj))
             workflows.append(workflow)
@@ -456,6 +456,41 @@ def _fill_matrix(text: str, values: dict) -> str:
     if not values or "<<" not in text:
         return text
     return _MATRIX_PARAM_RE.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
+
+
+_EVERYTHING = {".*", ".+"}
+
+
+def _never_runs(filters: Any) -> bool:
+    """`branches: ignore: /.*/` and no tag filter that lets a tag through: nothing starts the job (CircleCI runs a
+    job on tags only when `tags` has `only` or `ignore`), a common way to switch a job off."""
+    if not isinstance(filters, dict) or not isinstance(filters.get("branches"), dict):
+        return False
+    if not {_ref_pattern(b) for b in _as_list(filters["branches"].get("ignore"))} & _EVERYTHING:
+        return False
+    tags = filters.get("tags") if isinstance(filters.get("tags"), dict) else {}
+    ignored_tags = {_ref_pattern(t) for t in _as_list(tags.get("ignore"))}
+    return not _as_list(tags.get("only")) and (not ignored_tags or bool(ignored_tags & _EVERYTHING))
+
+
+def _runnable(jobs: list[WorkflowJob]) -> list[WorkflowJob]:
+    """The jobs that can run: not those whose filters let nothing start them, nor any job that requires one."""
+    off = [wj for wj in jobs if _never_runs(wj.filters)]
+    if not off:
+        return jobs
+    dependents: dict[str, list[WorkflowJob]] = {}
+    for wj in jobs:
+        for required in wj.requires:
+            dependents.setdefault(required, []).append(wj)
+    dropped = {id(wj) for wj in off}
+    while off:
+        wj = off.pop()
+        for name in {wj.name, wj.alias} - {""}:
+            for dependent in dependents.pop(name, ()):
+                if id(dependent) not in dropped:
+                    dropped.add(id(dependent))
+                    off.append(dependent)
+    return [wj for wj in jobs if id(wj) not in dropped]
 
 
 def _refs(filters: Any) -> tuple[str, ...]:

@@ -319,3 +319,35 @@ def test_running_an_orb_at_its_development_version_is_its_integration_test(versi
 
 def test_running_a_released_orb_is_not_a_test(catalogue):
     assert run(_ORB_REPOSITORY.format(version="1.4.2"), catalogue)["automated_tests"].status == "fail"
+
+
+_SWITCHED_OFF = """
+    version: 2.1
+    jobs:
+      unit:
+        docker: [{{image: cimg/node:20.0}}]
+        steps: [checkout, {{run: npm test}}]
+      ship:
+        docker: [{{image: cimg/node:20.0}}]
+        steps: [checkout, {{run: npx vercel deploy --prod}}]
+    workflows:
+      main:
+        jobs:
+          - unit:
+              filters: {filters}
+          - ship:
+              requires: [unit]
+    """
+
+
+def test_a_job_no_branch_or_tag_can_start_and_the_jobs_requiring_it_do_not_run(catalogue):
+    results = run(_SWITCHED_OFF.format(filters="{branches: {ignore: /.*/}}"), catalogue, include_deploy=True)
+    assert results["automated_tests"].status == "fail"
+    assert results["tests_before_deploy"].status == "not_applicable"
+
+
+@pytest.mark.parametrize("filters", ["{branches: {ignore: /.*/}, tags: {only: /^v.*/}}",
+                                     "{branches: {ignore: /.*/}, tags: {ignore: /^latest$/}}",
+                                     "{branches: {ignore: main}}"])
+def test_a_job_some_tag_or_branch_can_start_runs(filters, catalogue):
+    assert run(_SWITCHED_OFF.format(filters=filters), catalogue)["automated_tests"].status == "pass"
