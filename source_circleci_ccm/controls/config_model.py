@@ -400,6 +400,13 @@ class _Builder:
                              orb_ref=wj.key if "/" in wj.key else None,
                              params=wj.params, contexts=wj.contexts, refs=_refs(wj.filters)))
         definition = self.jobs.get(wj.key)
+        if orb and not isinstance(definition, dict):
+            # An orb job's own steps are not in the config, but the steps the config hands it are (a `steps`
+            # parameter, `pre-steps`, `post-steps`): they run in that job.
+            for param, value in wj.params.items():
+                if _is_step_list(value):
+                    self._steps(value, f"{wj.where}.{param}", wj, {}, wj.units, 0)
+            return
         if not isinstance(definition, dict):
             return
         wj.units[0].image = self._image(definition)
@@ -416,6 +423,13 @@ class _Builder:
         scope.update(wj.params)
         self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
         self._steps_read[invocation] = wj.units[1:]
+
+
+def _is_step_list(value: Any) -> bool:
+    """A parameter value that is a list of steps: `- run: ...`, `- checkout`, `- orb/command: {...}`."""
+    if not isinstance(value, list) or not any(isinstance(v, dict) for v in value):
+        return False
+    return all(isinstance(v, str) or (isinstance(v, dict) and len(v) == 1) for v in value)
 
 
 def _matrix(key: str, params: dict, limit: int) -> list[tuple[str, str, dict]]:

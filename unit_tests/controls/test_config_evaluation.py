@@ -351,3 +351,33 @@ def test_a_job_no_branch_or_tag_can_start_and_the_jobs_requiring_it_do_not_run(c
                                      "{branches: {ignore: main}}"])
 def test_a_job_some_tag_or_branch_can_start_runs(filters, catalogue):
     assert run(_SWITCHED_OFF.format(filters=filters), catalogue)["automated_tests"].status == "pass"
+
+
+def test_steps_handed_to_an_orb_job_run_in_that_job(catalogue):
+    config = """
+        version: 2.1
+        orbs: {build: example/sbt-build@3.1.0}
+        workflows:
+          main:
+            jobs:
+              - build/sbt:
+                  name: compile
+                  cmd: sbt compile
+                  steps:
+                    - run: {name: Unit testing, command: sbt test}
+        """
+    result = run(config, catalogue)["automated_tests"]
+    assert result.status == "pass"
+    assert result.evidence[0]["job"] == "compile" and result.evidence[0]["where"].startswith("workflows.main.jobs[0].steps")
+
+
+def test_an_orb_job_parameter_that_is_a_plain_list_is_not_read_as_steps(catalogue):
+    config = """
+        version: 2.1
+        orbs: {build: example/sbt-build@3.1.0}
+        workflows:
+          main:
+            jobs:
+              - build/sbt: {tags: [test, spec]}
+        """
+    assert run(config, catalogue)["automated_tests"].status == "fail"
