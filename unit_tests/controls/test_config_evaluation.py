@@ -381,3 +381,28 @@ def test_an_orb_job_parameter_that_is_a_plain_list_is_not_read_as_steps(catalogu
               - build/sbt: {tags: [test, spec]}
         """
     assert run(config, catalogue)["automated_tests"].status == "fail"
+
+
+@pytest.mark.parametrize("command, credited", [
+    ("docker build --target test -t app:test .", True), ("docker buildx build --target=unit-tests .", True),
+    ("docker build --target latest .", False), ("docker build --target testing-tools .", False),
+    ("docker build -t app .", False),
+])
+def test_building_a_dockerfile_stage_named_for_tests_runs_tests(command, credited, catalogue):
+    result = run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
+    assert (result.status == "pass") is credited
+
+
+@pytest.mark.parametrize("args, credited", [("--target tests", True), ("--target generic --build-arg v=1", False)])
+def test_the_docker_orb_building_a_test_stage_runs_tests(args, credited, catalogue):
+    config = f"""
+        version: 2.1
+        orbs: {{docker: circleci/docker@2.2.0}}
+        jobs:
+          job:
+            machine: {{image: ubuntu-2204:current}}
+            steps: [checkout, {{docker/build: {{image: org/app, extra_build_args: {args}}}}}]
+        workflows:
+          main: {{jobs: [job]}}
+        """
+    assert (run(config, catalogue)["automated_tests"].status == "pass") is credited
