@@ -406,3 +406,12 @@ def test_the_docker_orb_building_a_test_stage_runs_tests(args, credited, catalog
           main: {{jobs: [job]}}
         """
     assert (run(config, catalogue)["automated_tests"].status == "pass") is credited
+
+
+@pytest.mark.parametrize("name, credited", [
+    ("Gatling Load Test", False), ("Run performance tests", False), ("k6 stress test", False),
+    ("Run integration tests", True), ("Unit Test", True),
+])
+def test_a_load_or_performance_test_step_is_not_a_test_suite(name, credited, catalogue):
+    steps = f"[checkout, {{run: {{name: {name}, command: ./ci/run.sh}}}}]"
+    assert (run(_one_job("check", steps), catalogue)["automated_tests"].status == "pass") is credited
