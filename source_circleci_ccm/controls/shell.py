@@ -4,7 +4,8 @@ A multi-line `run` is several commands; `&&`, `||`, `;`, `|` and `&` separate co
 line continuations disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c '...'`, `npx`, `yarn dlx`,
 `pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `go run pkg@v`, `java -jar`, coverage tools
 (`coverage run -m`, `nyc`, `c8`), `xvfb-run`, `docker run IMAGE`, `docker exec CONTAINER` and
-`docker compose run|exec SERVICE` are unwrapped so the command they run is what rules see, and `$CARGO audit` runs cargo when the caller knows
+`docker compose run|exec SERVICE` are unwrapped; a project script given a known program and its arguments
+(`./project.rb gradle dependencyCheckAnalyze`, `./with-env.sh npm test`) runs that program too so the command they run is what rules see, and `$CARGO audit` runs cargo when the caller knows
 the program.  Tokenising is one pass of a regex whose
 alternatives start with different characters and never backtrack, so it is linear in the text.
 """
@@ -54,6 +55,7 @@ _WRAPPER_OPTIONS_WITH_VALUE = {
 _SCRIPT_RUNNERS = {"npm", "yarn", "pnpm", "bun"}
 _SHELLS = {"sh", "bash", "zsh", "dash", "ash", "ksh"}
 _PYTHONS = re.compile(r"python(\d(\.\d+)?)?$")
+_SCRIPT = re.compile(r"[\w.-]+\.(sh|bash|rb|py|pl|js|mjs|ts)$")
 # Programs this reader itself knows (wrappers it takes off); callers add the ones their rules name.
 _OWN_PROGRAMS = frozenset(_SHELLS | _DIRECT_RUNNERS | _SCRIPT_RUNNERS | {r for r, _ in _RUNNERS}
                           | set(_WRAPPER_OPTIONS_WITH_VALUE)
@@ -209,6 +211,10 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
             if i + 1 >= len(words) or depth >= MAX_NESTING:
                 return []
             return _unwrap(words[i + 1:], depth + 1, programs)
+        elif (_SCRIPT.match(head) and len(words) > 1 and depth < MAX_NESTING
+              and (words[1] in _OWN_PROGRAMS or words[1] in programs)):
+            # the script forwards a command to a program it names: the call and the program's command both count
+            return [Command(argv=(head,) + tuple(words[1:]))] + _unwrap(words[1:], depth + 1, programs)
         else:
             return [Command(argv=(head,) + tuple(words[1:]))]
     return []

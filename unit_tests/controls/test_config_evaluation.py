@@ -415,3 +415,9 @@ def test_the_docker_orb_building_a_test_stage_runs_tests(args, credited, catalog
 def test_a_load_or_performance_test_step_is_not_a_test_suite(name, credited, catalogue):
     steps = f"[checkout, {{run: {{name: {name}, command: ./ci/run.sh}}}}]"
     assert (run(_one_job("check", steps), catalogue)["automated_tests"].status == "pass") is credited
+
+
+def test_a_scanner_task_forwarded_by_a_project_script_to_its_build_tool_is_a_scan(catalogue):
+    steps = "[checkout, {run: {name: Check deps, command: ./project.rb gradle dependencyCheckAnalyze --info}}]"
+    result = run(_one_job("deps", steps), catalogue)["dependency_scanning"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "kb.owasp-dependency-check"

@@ -89,3 +89,14 @@ def test_a_command_given_to_docker_run_is_read_as_a_command_with_its_image():
     assert script.argv == ("run-tests.sh",)
     [inner] = commands("docker run --rm app:ci sh -c 'pytest -q'")
     assert inner.argv == ("pytest", "-q") and inner.image == "app"
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("./project.rb gradle dependencyCheckAnalyze --info",
+     [("project.rb", "gradle", "dependencyCheckAnalyze", "--info"), ("gradle", "dependencyCheckAnalyze", "--info")]),
+    ("ci/with-env.sh npm test", [("with-env.sh", "npm", "test"), ("npm", "test")]),
+    ("./deploy.sh production", [("deploy.sh", "production")]),
+    ("./run.sh -x gradle", [("run.sh", "-x", "gradle")]),
+])
+def test_a_project_script_given_a_known_program_runs_that_program_too(run, expected):
+    assert [c.argv for c in commands(run, programs=frozenset({"gradle", "npm"}))] == expected
