@@ -386,6 +386,8 @@ def test_an_orb_job_parameter_that_is_a_plain_list_is_not_read_as_steps(catalogu
 @pytest.mark.parametrize("command, credited", [
     ("docker build --target test -t app:test .", True), ("docker buildx build --target=unit-tests .", True),
     ("docker build --target latest .", False), ("docker build --target testing-tools .", False),
+    # a stage that packages integration tests into an image to run later is not a test run yet
+    ("docker buildx build --target integration-tests -t app-it .", False),
     ("docker build -t app .", False),
 ])
 def test_building_a_dockerfile_stage_named_for_tests_runs_tests(command, credited, catalogue):
