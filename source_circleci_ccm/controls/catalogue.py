@@ -12,7 +12,7 @@ from .results import ControlResult
 from .knowledge import KnowledgeBase, load_knowledge_base
 from .patterns import Pattern, compile_pattern
 
-MATCHER_FIELDS = ("orb", "orb_command", "orb_job", "job_name", "step_name", "step_type", "run", "context", "filters",
+MATCHER_FIELDS = ("orb", "orb_version", "orb_command", "orb_job", "job_name", "step_name", "step_type", "run", "context", "filters",
                   "approval")
 PARAMETER_CONDITIONS = ("matches", "not", "present", "equals")
 SCAN_CONTROLS = ("dependency_scanning", "sast", "image_scanning", "secret_scanning", "iac_scanning")
@@ -39,6 +39,7 @@ class Rule:
     control: str
     description: str = ""
     orb: Pattern | None = None
+    orb_version: Pattern | None = None  # the version the `orbs` section pins the orb to (`dev:alpha`, `5.1.0`)
     orb_command: Pattern | None = None  # an orb job a workflow invokes or an orb command a step runs
     orb_job: Pattern | None = None  # an orb job a workflow invokes (not a step's orb command)
     job_name: Pattern | None = None
@@ -60,7 +61,7 @@ class Rule:
 
     @property
     def is_orb_rule(self) -> bool:
-        return bool(self.orb or self.orb_command or self.orb_job)
+        return bool(self.orb or self.orb_version or self.orb_command or self.orb_job)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ class Unit:
     step_index: int | None = None
     step_type: str | None = None
     orb: str | None = None
+    orb_version: str | None = None  # as the `orbs` section pins it, pipeline parameters filled in
     orb_ref: str | None = None
     run: str | None = None  # the commands, one per line, wrappers taken off (what `run` rules search)
     source: str | None = None  # the `run` text as written (parameters substituted), for people to read
@@ -62,7 +63,7 @@ class Unit:
         """What rules can see of a unit besides its job's name, contexts, filters and approvals: equal for the same
         step of every invocation of a job, and for the job units of invocations with the same parameters."""
         if self._content_key is None:
-            self._content_key = (self.is_job, self.step_type, self.step, self.run, self.orb, self.orb_ref,
+            self._content_key = (self.is_job, self.step_type, self.step, self.run, self.orb, self.orb_version, self.orb_ref,
                                  repr(self.params) if self.params else "")
         return self._content_key
 
@@ -210,9 +211,12 @@ class _Builder:
         orbs = data.get("orbs") if isinstance(data.get("orbs"), dict) else {}
         self.orbs = {str(a): _orb_name(v, str(a)) for a, v in orbs.items()}
         self.jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
+        self.pipeline_params = _defaults(data)
+        # `tools: org/tools@<< pipeline.parameters.dev-orb-version >>` pins the version a trigger passes in
+        self.orb_versions = {str(a): self._subst(v.split("@", 1)[1].strip(), {})
+                             for a, v in orbs.items() if isinstance(v, str) and "@" in v}
         self.commands = data.get("commands") if isinstance(data.get("commands"), dict) else {}
         self.executors = data.get("executors") if isinstance(data.get("executors"), dict) else {}
-        self.pipeline_params = _defaults(data)
         self.commands_left = MAX_COMMANDS
         self.jobs_left = MAX_WORKFLOW_JOBS
         self.truncated = ""
@@ -241,6 +245,9 @@ class _Builder:
     def _orb_of(self, ref: str) -> str | None:
         alias = ref.split("/", 1)[0]
         return self.orbs.get(alias)
+
+    def _orb_version_of(self, ref: str) -> str | None:
+        return self.orb_versions.get(ref.split("/", 1)[0])
 
     # -- steps -------------------------------------------------------------
     def _steps(self, steps: Any, base: str, wj: WorkflowJob, scope: dict, out: list[Unit], depth: int):
@@ -289,7 +296,8 @@ class _Builder:
                 params = {str(k): self._resolve_value(v, scope) for k, v in args.items()} if isinstance(args, dict) else {}
                 step_name = params.get("name") if isinstance(params.get("name"), str) else None
                 out.append(Unit(where=where, step=step_name, step_index=len(out), step_type="orb_command",
-                                orb=self._orb_of(name), orb_ref=name, params=params, **common))
+                                orb=self._orb_of(name), orb_version=self._orb_version_of(name), orb_ref=name,
+                                params=params, **common))
             else:
                 step_name = args.get("name") if isinstance(args, dict) and isinstance(args.get("name"), str) else None
                 out.append(Unit(where=where, step=step_name, step_index=len(out), step_type=name, **common))
@@ -353,7 +361,7 @@ class _Builder:
                 for name, alias, values in _matrix(str(key), params, min(MAX_MATRIX_JOBS, self.jobs_left)):
                     self.jobs_left -= 1
                     jobs.append(self._workflow_job(str(wf_name), len(jobs), str(key), name, alias, params, values))
-            workflow = Workflow(name=str(wf_name), jobs=jobs, scheduled=bool(wf.get("triggers")))
+            workflow = Workflow(name=str(wf_name), jobs=_runnable(jobs), scheduled=bool(wf.get("triggers")))
             for wj in jobs:
                 wj.units[0].approvals = tuple(workflow.approvals_held_by(wj))
             workflows.append(workflow)
@@ -388,9 +396,17 @@ class _Builder:
             return
         orb = self._orb_of(wj.key) if "/" in wj.key else None
         wj.units.append(Unit(where=wj.where, job=wj.name, job_key=wj.key, is_job=True,
-                             orb=orb, orb_ref=wj.key if "/" in wj.key else None,
+                             orb=orb, orb_version=self._orb_version_of(wj.key) if orb else None,
+                             orb_ref=wj.key if "/" in wj.key else None,
                              params=wj.params, contexts=wj.contexts, refs=_refs(wj.filters)))
         definition = self.jobs.get(wj.key)
+        if orb and not isinstance(definition, dict):
+            # An orb job's own steps are not in the config, but the steps the config hands it are (a `steps`
+            # parameter, `pre-steps`, `post-steps`): they run in that job.
+            for param, value in wj.params.items():
+                if _is_step_list(value):
+                    self._steps(value, f"{wj.where}.{param}", wj, {}, wj.units, 0)
+            return
         if not isinstance(definition, dict):
             return
         wj.units[0].image = self._image(definition)
@@ -407,6 +423,13 @@ class _Builder:
         scope.update(wj.params)
         self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
         self._steps_read[invocation] = wj.units[1:]
+
+
+def _is_step_list(value: Any) -> bool:
+    """A parameter value that is a list of steps: `- run: ...`, `- checkout`, `- orb/command: {...}`."""
+    if not isinstance(value, list) or not any(isinstance(v, dict) for v in value):
+        return False
+    return all(isinstance(v, str) or (isinstance(v, dict) and len(v) == 1) for v in value)
 
 
 def _matrix(key: str, params: dict, limit: int) -> list[tuple[str, str, dict]]:
@@ -447,6 +470,41 @@ def _fill_matrix(text: str, values: dict) -> str:
     if not values or "<<" not in text:
         return text
     return _MATRIX_PARAM_RE.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
+
+
+_EVERYTHING = {".*", ".+"}
+
+
+def _never_runs(filters: Any) -> bool:
+    """`branches: ignore: /.*/` and no tag filter that lets a tag through: nothing starts the job (CircleCI runs a
+    job on tags only when `tags` has `only` or `ignore`), a common way to switch a job off."""
+    if not isinstance(filters, dict) or not isinstance(filters.get("branches"), dict):
+        return False
+    if not {_ref_pattern(b) for b in _as_list(filters["branches"].get("ignore"))} & _EVERYTHING:
+        return False
+    tags = filters.get("tags") if isinstance(filters.get("tags"), dict) else {}
+    ignored_tags = {_ref_pattern(t) for t in _as_list(tags.get("ignore"))}
+    return not _as_list(tags.get("only")) and (not ignored_tags or bool(ignored_tags & _EVERYTHING))
+
+
+def _runnable(jobs: list[WorkflowJob]) -> list[WorkflowJob]:
+    """The jobs that can run: not those whose filters let nothing start them, nor any job that requires one."""
+    off = [wj for wj in jobs if _never_runs(wj.filters)]
+    if not off:
+        return jobs
+    dependents: dict[str, list[WorkflowJob]] = {}
+    for wj in jobs:
+        for required in wj.requires:
+            dependents.setdefault(required, []).append(wj)
+    dropped = {id(wj) for wj in off}
+    while off:
+        wj = off.pop()
+        for name in {wj.name, wj.alias} - {""}:
+            for dependent in dependents.pop(name, ()):
+                if id(dependent) not in dropped:
+                    dropped.add(id(dependent))
+                    off.append(dependent)
+    return [wj for wj in jobs if id(wj) not in dropped]
 
 
 def _refs(filters: Any) -> tuple[str, ...]:

@@ -65,6 +65,10 @@ def _match_content(rule: Rule, unit: Unit) -> _ContentMatch | None:
         if not unit.orb or not rule.orb.search(unit.orb):
             return None
         orb_ref = unit.orb_ref or unit.orb
+    if rule.orb_version:
+        if not unit.orb_version or not rule.orb_version.search(unit.orb_version):
+            return None
+        orb_ref = unit.orb_ref or unit.orb
     for pattern, jobs_only in ((rule.orb_command, False), (rule.orb_job, True)):
         if pattern is None:
             continue

@@ -2,8 +2,10 @@
 
 A multi-line `run` is several commands; `&&`, `||`, `;`, `|` and `&` separate commands too; comments and
 line continuations disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c '...'`, `npx`, `yarn dlx`,
-`pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `go run pkg@v`, `java -jar` and `docker run IMAGE`
-are unwrapped so the command they run is what rules see, and `$CARGO audit` runs cargo when the caller knows
+`pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `go run pkg@v`, `java -jar`, coverage tools
+(`coverage run -m`, `nyc`, `c8`), `xvfb-run`, `docker run IMAGE`, `docker exec CONTAINER` and
+`docker compose run|exec SERVICE` are unwrapped; a project script given a known program and its arguments
+(`./project.rb gradle dependencyCheckAnalyze`, `./with-env.sh npm test`) runs that program too so the command they run is what rules see, and `$CARGO audit` runs cargo when the caller knows
 the program.  Tokenising is one pass of a regex whose
 alternatives start with different characters and never backtrack, so it is linear in the text.
 """
@@ -42,12 +44,22 @@ _RUNNERS = {
     ("rye", "run"), ("conda", "run"), ("dotnet", "tool"),
 }
 _DIRECT_RUNNERS = {"npx", "bunx", "pnpx", "uvx"}
+# Programs that run the command after their options while measuring coverage or giving it a display:
+# `nyc [--reporter X] mocha`, `c8 node --test` (istanbul.js.org, github.com/bcoe/c8), `xvfb-run -a npm test`.
+_WRAPPER_OPTIONS_WITH_VALUE = {
+    "nyc": {"-r", "--reporter", "-n", "--include", "-x", "--exclude", "-e", "--extension", "-i", "--require"},
+    "c8": {"-r", "--reporter", "-o", "--reports-dir", "-n", "--include", "-x", "--exclude", "--src"},
+    "xvfb-run": {"-n", "-s", "-f", "-e", "-p", "-w", "--server-num", "--server-args", "--auth-file",
+                 "--error-file", "--xauth-protocol", "--wait"},
+}
 _SCRIPT_RUNNERS = {"npm", "yarn", "pnpm", "bun"}
 _SHELLS = {"sh", "bash", "zsh", "dash", "ash", "ksh"}
 _PYTHONS = re.compile(r"python(\d(\.\d+)?)?$")
+_SCRIPT = re.compile(r"[\w.-]+\.(sh|bash|rb|py|pl|js|mjs|ts)$")
 # Programs this reader itself knows (wrappers it takes off); callers add the ones their rules name.
 _OWN_PROGRAMS = frozenset(_SHELLS | _DIRECT_RUNNERS | _SCRIPT_RUNNERS | {r for r, _ in _RUNNERS}
-                          | {"python", "python3", "go", "java", "docker", "podman"})
+                          | set(_WRAPPER_OPTIONS_WITH_VALUE)
+                          | {"python", "python3", "go", "java", "docker", "docker-compose", "podman", "coverage"})
 _DOCKER_OPTIONS_WITH_VALUE = {
     "-v", "-e", "-w", "-u", "-p", "-l", "-h", "-m", "--volume", "--env", "--env-file", "--workdir", "--user",
     "--name", "--network", "--net", "--platform", "--entrypoint", "--mount", "--publish", "--label", "--hostname",
@@ -102,13 +114,26 @@ def _skip_options(words: list[str], start: int, with_value: set[str]) -> int:
     return i
 
 
-def _docker_run(words: list[str]) -> Command | None:
+def _runs_in_container(head: str, words: list[str]) -> bool:
+    if head == "docker-compose":
+        return len(words) > 2 and words[1] in ("run", "exec")
+    if head != "docker" or len(words) < 3:
+        return False
+    return words[1] == "exec" or (words[1] == "compose" and len(words) > 3 and words[2] in ("run", "exec"))
+
+
+def _docker_run(words: list[str], depth: int, programs: frozenset[str]) -> list[Command]:
+    """`docker run [options] IMAGE [args]`: the image with the arguments given to it.  Arguments that are a
+    command (`/tests/run.sh`, `sh -c 'pytest'`) are read as one, so rules see its program by base name."""
     i = 2 if words[1] == "run" else 3  # docker run / docker container run
     i = _skip_options(words, i, _DOCKER_OPTIONS_WITH_VALUE)
     if i >= len(words):
-        return None
-    image, args = words[i], words[i + 1:]
-    return Command(argv=tuple(args) if args else (image_name(image).rsplit("/", 1)[-1],), image=image_name(image))
+        return []
+    image, args = image_name(words[i]), words[i + 1:]
+    if not args:
+        return [Command(argv=(image.rsplit("/", 1)[-1],), image=image)]
+    inner = _unwrap(args, depth + 1, programs) if depth < MAX_NESTING else []
+    return [Command(argv=c.argv, image=image) for c in inner] or [Command(argv=tuple(args), image=image)]
 
 
 def image_name(reference: str) -> str:
@@ -156,6 +181,14 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
             words = words[_skip_options(words, 0, set()):]
         elif _PYTHONS.match(head) and len(words) > 2 and words[1] == "-m":
             words = words[2:]
+        elif head == "coverage" and len(words) > 2 and words[1] == "run":
+            # coverage.py: `coverage run [options] -m module args` or `coverage run [options] script.py args`
+            i = 2
+            while i < len(words) and words[i].startswith("-") and words[i] != "-m":
+                i += 1
+            words = words[i + (i < len(words) and words[i] == "-m"):]
+        elif head in _WRAPPER_OPTIONS_WITH_VALUE:
+            words = words[_skip_options(words, 1, _WRAPPER_OPTIONS_WITH_VALUE[head]):]
         elif head == "go" and len(words) > 2 and words[1] == "run":
             i = _skip_options(words, 2, set())
             if i >= len(words):
@@ -171,8 +204,17 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
             return [Command(argv=(head,) + tuple(words[1:]))] + inner
         elif head in ("docker", "podman") and len(words) > 2 and (
                 words[1] == "run" or (words[1] == "container" and words[2] == "run")):
-            found = _docker_run(words)
-            return [found] if found else []
+            return _docker_run(words, depth, programs)
+        elif _runs_in_container(head, words):
+            # `docker exec CONTAINER cmd`, `docker compose run|exec SERVICE cmd`: cmd is the command run
+            i = _skip_options(words, 2 if head != "docker" or words[1] == "exec" else 3, _DOCKER_OPTIONS_WITH_VALUE)
+            if i + 1 >= len(words) or depth >= MAX_NESTING:
+                return []
+            return _unwrap(words[i + 1:], depth + 1, programs)
+        elif (_SCRIPT.match(head) and len(words) > 1 and depth < MAX_NESTING
+              and (words[1] in _OWN_PROGRAMS or words[1] in programs)):
+            # the script forwards a command to a program it names: the call and the program's command both count
+            return [Command(argv=(head,) + tuple(words[1:]))] + _unwrap(words[1:], depth + 1, programs)
         else:
             return [Command(argv=(head,) + tuple(words[1:]))]
     return []

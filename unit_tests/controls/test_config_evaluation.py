@@ -1,6 +1,8 @@
 """Behaviour of evaluate_config on source-form configs."""
 import textwrap
 
+import pytest
+
 from source_circleci_ccm.controls import evaluate_config
 
 
@@ -282,3 +284,142 @@ def test_a_build_scripts_test_subcommand_in_a_job_not_named_for_tests_is_not_cre
 def test_deploying_to_an_environment_called_test_is_not_a_test_run(catalogue):
     steps = "[checkout, {run: {name: Deploy to test, command: ./bin/deploy.sh test}}]"
     assert run(_one_job("deploy-test", steps), catalogue)["automated_tests"].status == "fail"
+
+
+@pytest.mark.parametrize("command", [
+    "coverage run -m unittest discover -s tests", "docker run \"$(./image)\" /tests/tests.sh",
+    "docker compose run --rm api pytest", "c8 node --test",
+])
+def test_tests_run_through_a_wrapper_or_in_a_container_are_automated_tests(command, catalogue):
+    result = run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.runner-command"
+
+
+_ORB_REPOSITORY = """
+    version: 2.1
+    parameters:
+      dev-orb-version: {{type: string, default: "dev:alpha"}}
+    orbs:
+      my-orb: example/my-orb@{version}
+      orb-tools: circleci/orb-tools@10.1.0
+    workflows:
+      integration-tests:
+        jobs:
+          - orb-tools/pack
+          - my-orb/scan
+    """
+
+
+@pytest.mark.parametrize("version", ["dev:alpha", "<<pipeline.parameters.dev-orb-version>>", "dev:<< pipeline.git.revision >>"])
+def test_running_an_orb_at_its_development_version_is_its_integration_test(version, catalogue):
+    result = run(_ORB_REPOSITORY.format(version=version), catalogue)["automated_tests"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.orb-integration-test"
+    assert result.evidence[0]["matched"] == "my-orb/scan"
+
+
+def test_running_a_released_orb_is_not_a_test(catalogue):
+    assert run(_ORB_REPOSITORY.format(version="1.4.2"), catalogue)["automated_tests"].status == "fail"
+
+
+_SWITCHED_OFF = """
+    version: 2.1
+    jobs:
+      unit:
+        docker: [{{image: cimg/node:20.0}}]
+        steps: [checkout, {{run: npm test}}]
+      ship:
+        docker: [{{image: cimg/node:20.0}}]
+        steps: [checkout, {{run: npx vercel deploy --prod}}]
+    workflows:
+      main:
+        jobs:
+          - unit:
+              filters: {filters}
+          - ship:
+              requires: [unit]
+    """
+
+
+def test_a_job_no_branch_or_tag_can_start_and_the_jobs_requiring_it_do_not_run(catalogue):
+    results = run(_SWITCHED_OFF.format(filters="{branches: {ignore: /.*/}}"), catalogue, include_deploy=True)
+    assert results["automated_tests"].status == "fail"
+    assert results["tests_before_deploy"].status == "not_applicable"
+
+
+@pytest.mark.parametrize("filters", ["{branches: {ignore: /.*/}, tags: {only: /^v.*/}}",
+                                     "{branches: {ignore: /.*/}, tags: {ignore: /^latest$/}}",
+                                     "{branches: {ignore: main}}"])
+def test_a_job_some_tag_or_branch_can_start_runs(filters, catalogue):
+    assert run(_SWITCHED_OFF.format(filters=filters), catalogue)["automated_tests"].status == "pass"
+
+
+def test_steps_handed_to_an_orb_job_run_in_that_job(catalogue):
+    config = """
+        version: 2.1
+        orbs: {build: example/sbt-build@3.1.0}
+        workflows:
+          main:
+            jobs:
+              - build/sbt:
+                  name: compile
+                  cmd: sbt compile
+                  steps:
+                    - run: {name: Unit testing, command: sbt test}
+        """
+    result = run(config, catalogue)["automated_tests"]
+    assert result.status == "pass"
+    assert result.evidence[0]["job"] == "compile" and result.evidence[0]["where"].startswith("workflows.main.jobs[0].steps")
+
+
+def test_an_orb_job_parameter_that_is_a_plain_list_is_not_read_as_steps(catalogue):
+    config = """
+        version: 2.1
+        orbs: {build: example/sbt-build@3.1.0}
+        workflows:
+          main:
+            jobs:
+              - build/sbt: {tags: [test, spec]}
+        """
+    assert run(config, catalogue)["automated_tests"].status == "fail"
+
+
+@pytest.mark.parametrize("command, credited", [
+    ("docker build --target test -t app:test .", True), ("docker buildx build --target=unit-tests .", True),
+    ("docker build --target latest .", False), ("docker build --target testing-tools .", False),
+    # a stage that packages integration tests into an image to run later is not a test run yet
+    ("docker buildx build --target integration-tests -t app-it .", False),
+    ("docker build -t app .", False),
+])
+def test_building_a_dockerfile_stage_named_for_tests_runs_tests(command, credited, catalogue):
+    result = run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
+    assert (result.status == "pass") is credited
+
+
+@pytest.mark.parametrize("args, credited", [("--target tests", True), ("--target generic --build-arg v=1", False)])
+def test_the_docker_orb_building_a_test_stage_runs_tests(args, credited, catalogue):
+    config = f"""
+        version: 2.1
+        orbs: {{docker: circleci/docker@2.2.0}}
+        jobs:
+          job:
+            machine: {{image: ubuntu-2204:current}}
+            steps: [checkout, {{docker/build: {{image: org/app, extra_build_args: {args}}}}}]
+        workflows:
+          main: {{jobs: [job]}}
+        """
+    assert (run(config, catalogue)["automated_tests"].status == "pass") is credited
+
+
+@pytest.mark.parametrize("name, credited", [
+    ("Gatling Load Test", False), ("Run performance tests", False), ("k6 stress test", False),
+    ("Run integration tests", True), ("Unit Test", True),
+])
+def test_a_load_or_performance_test_step_is_not_a_test_suite(name, credited, catalogue):
+    steps = f"[checkout, {{run: {{name: {name}, command: ./ci/run.sh}}}}]"
+    assert (run(_one_job("check", steps), catalogue)["automated_tests"].status == "pass") is credited
+
+
+def test_a_scanner_task_forwarded_by_a_project_script_to_its_build_tool_is_a_scan(catalogue):
+    steps = "[checkout, {run: {name: Check deps, command: ./project.rb gradle dependencyCheckAnalyze --info}}]"
+    result = run(_one_job("deps", steps), catalogue)["dependency_scanning"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "kb.owasp-dependency-check"

@@ -88,3 +88,19 @@ def test_an_orb_job_named_for_a_multi_scan_tool_and_its_subcommand_credits_that_
 def test_a_name_with_a_multi_scan_tool_but_no_subcommand_of_a_scan_credits_nothing(name, catalogue):
     results = evaluate_config(_config(f"[{{run: {{name: {name}, command: make openapi-check}}}}]"), catalogue)
     assert all(results[c].status != "pass" for c in SCAN_CONTROLS)
+
+
+@pytest.mark.parametrize("orb, job, control", [
+    ("bridgecrew/bridgecrew", "scan", "iac_scanning"), ("ovotech/clair-scanner", "scan", "image_scanning"),
+    ("lacework/lacework", "ctr-vuln-scan", "image_scanning"), ("nightfall/nightfall_code_scanner", "scan", "secret_scanning"),
+])
+def test_a_vendor_orb_that_wraps_a_known_scanner_credits_its_scan(orb, job, control, catalogue):
+    config = _config("[checkout]", job_key=f"vendor/{job}", orbs=f"orbs: {{vendor: {orb}@1.2.3}}")
+    assert evaluate_config(config, catalogue)[control].status == "pass"
+
+
+def test_an_orb_command_mapped_to_no_control_is_not_a_scan(catalogue):
+    # lacework/scan-pkg-manifest assesses a hand-written OS package list, not the project's dependencies or an image
+    config = _config("[checkout]", job_key="lw/scan-pkg-manifest", orbs="orbs: {lw: lacework/lacework@9.0}")
+    results = evaluate_config(config, catalogue)
+    assert all(results[c].status != "pass" for c in SCAN_CONTROLS)

@@ -60,3 +60,43 @@ def test_a_command_word_that_is_a_variable_named_for_a_known_program_runs_that_p
 
 def test_a_command_word_that_is_a_variable_named_for_no_known_program_stays_as_written():
     assert [c.argv for c in commands("$DEPLOY_SCRIPT prod", programs=frozenset({"cargo"}))] == [("$DEPLOY_SCRIPT", "prod")]
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("coverage run -m unittest discover -s tests", [("unittest", "discover", "-s", "tests")]),
+    ("coverage run --branch --source=app manage.py test", [("manage.py", "test")]),
+    ("coverage report -m", [("coverage", "report", "-m")]),
+    ("nyc --reporter lcov mocha", [("mocha",)]),
+    ("c8 -r text node --test", [("node", "--test")]),
+    ("xvfb-run -a npm test", [("npm", "test")]),
+])
+def test_a_test_runner_behind_a_coverage_or_display_wrapper_is_the_command(run, expected):
+    assert [c.argv for c in commands(run)] == expected
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("docker compose run --rm -e CI=1 web pytest -x", [("pytest", "-x")]),
+    ("docker-compose exec -T app bundle exec rspec", [("rspec",)]),
+    ("docker exec -it ctr sh -c 'go test ./...'", [("go", "test", "./...")]),
+    ("docker compose up -d", [("docker", "compose", "up", "-d")]),
+])
+def test_a_command_run_in_a_compose_service_or_running_container_is_the_command(run, expected):
+    assert [c.argv for c in commands(run)] == expected
+
+
+def test_a_command_given_to_docker_run_is_read_as_a_command_with_its_image():
+    [script] = commands("docker run \"$(./image-name)\" /tests/run-tests.sh")
+    assert script.argv == ("run-tests.sh",)
+    [inner] = commands("docker run --rm app:ci sh -c 'pytest -q'")
+    assert inner.argv == ("pytest", "-q") and inner.image == "app"
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("./project.rb gradle dependencyCheckAnalyze --info",
+     [("project.rb", "gradle", "dependencyCheckAnalyze", "--info"), ("gradle", "dependencyCheckAnalyze", "--info")]),
+    ("ci/with-env.sh npm test", [("with-env.sh", "npm", "test"), ("npm", "test")]),
+    ("./deploy.sh production", [("deploy.sh", "production")]),
+    ("./run.sh -x gradle", [("run.sh", "-x", "gradle")]),
+])
+def test_a_project_script_given_a_known_program_runs_that_program_too(run, expected):
+    assert [c.argv for c in commands(run, programs=frozenset({"gradle", "npm"}))] == expected
