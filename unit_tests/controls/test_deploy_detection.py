@@ -31,19 +31,21 @@ def _deploy(jobs: str, workflow: str, catalogue):
     return evaluate_config(_config("jobs:" + jobs, workflow), catalogue, include_deploy=True)["deploy"]
 
 
-def test_a_deploy_command_alone_makes_a_job_a_deploy(catalogue):
-    deploy = _deploy(_job("build", "[checkout, {run: docker push registry.example.com/app}]"), """
+def _deploy_alone(name: str, steps: str, catalogue):
+    """The deploy verdict on one job that a workflow runs alone."""
+    return _deploy(_job(name, steps), f"""
         workflows:
-          main: {jobs: [build]}
+          main: {{jobs: [{name}]}}
         """, catalogue)
+
+
+def test_a_deploy_command_alone_makes_a_job_a_deploy(catalogue):
+    deploy = _deploy_alone("build", "[checkout, {run: docker push registry.example.com/app}]", catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.commands"
 
 
 def test_a_job_name_alone_does_not_make_a_deploy(catalogue):
-    deploy = _deploy(_job("release", "[checkout, {run: ./scripts/go.sh}]"), """
-        workflows:
-          main: {jobs: [release]}
-        """, catalogue)
+    deploy = _deploy_alone("release", "[checkout, {run: ./scripts/go.sh}]", catalogue)
     assert deploy.status == "not_applicable"
 
 
@@ -152,10 +154,7 @@ def test_artifact_test_result_and_coverage_uploads_are_not_deploys(catalogue):
 
 
 def test_a_step_named_publish_test_results_is_not_a_deploy(catalogue):
-    deploy = _deploy(_job("build", '[{run: {name: "Publish test results", command: ./scripts/junit.sh}}]'), """
-        workflows:
-          main: {jobs: [build]}
-        """, catalogue)
+    deploy = _deploy_alone("build", '[{run: {name: "Publish test results", command: ./scripts/junit.sh}}]', catalogue)
     assert deploy.status == "not_applicable"
 
 
@@ -210,42 +209,27 @@ def test_an_approval_that_gates_a_docs_preview_published_to_a_host_is_credited_a
 
 
 def test_a_package_script_named_deploy_is_a_deploy(catalogue):
-    deploy = _deploy(_job("docs", "[checkout, {run: yarn deploy:preview}]"), """
-        workflows:
-          main: {jobs: [docs]}
-        """, catalogue)
+    deploy = _deploy_alone("docs", "[checkout, {run: yarn deploy:preview}]", catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.named-script"
 
 
 def test_the_legacy_deploy_step_is_a_deploy(catalogue):
-    deploy = _deploy(_job("build", "[checkout, {deploy: {command: ./scripts/ship.sh}}]"), """
-        workflows:
-          main: {jobs: [build]}
-        """, catalogue)
+    deploy = _deploy_alone("build", "[checkout, {deploy: {command: ./scripts/ship.sh}}]", catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.deploy-step"
 
 
 def test_installing_the_helm_client_is_not_a_deploy(catalogue):
-    deploy = _deploy(_job("lint", "[checkout, helm/install_helm_client, {run: helm lint chart}]"), """
-        workflows:
-          main: {jobs: [lint]}
-        """, catalogue)
+    deploy = _deploy_alone("lint", "[checkout, helm/install_helm_client, {run: helm lint chart}]", catalogue)
     assert deploy.status == "not_applicable"
 
 
 def test_pushing_release_tags_is_a_release(catalogue):
-    deploy = _deploy(_job("tag", '[checkout, {run: "git tag v1.2.0 && git push origin --tags"}]'), """
-        workflows:
-          main: {jobs: [tag]}
-        """, catalogue)
+    deploy = _deploy_alone("tag", '[checkout, {run: "git tag v1.2.0 && git push origin --tags"}]', catalogue)
     assert deploy.status == "pass"
 
 
 def test_pushing_a_commit_back_to_the_branch_is_not_a_deploy(catalogue):
-    deploy = _deploy(_job("docs", '[checkout, {run: "git commit -am docs && git push origin main"}]'), """
-        workflows:
-          main: {jobs: [docs]}
-        """, catalogue)
+    deploy = _deploy_alone("docs", '[checkout, {run: "git commit -am docs && git push origin main"}]', catalogue)
     assert deploy.status == "not_applicable"
 
 
@@ -270,44 +254,29 @@ def test_an_orb_job_told_not_to_push_the_image_it_builds_is_not_a_deploy(catalog
 
 
 def test_a_step_that_builds_an_image_with_an_orb_command_is_not_a_deploy(catalogue):
-    deploy = _deploy(_job("image", "[checkout, setup_remote_docker, {docker/build: {image: app}}]"), """
-        workflows:
-          main: {jobs: [image]}
-        """, catalogue)
+    deploy = _deploy_alone("image", "[checkout, setup_remote_docker, {docker/build: {image: app}}]", catalogue)
     assert deploy.status == "not_applicable"
 
 
 def test_uploading_a_built_site_to_object_storage_is_a_deploy(catalogue):
-    deploy = _deploy(_job("site", "[checkout, {run: 'npm run build && aws s3 sync dist s3://www.example.org --delete'}]"), """
-        workflows:
-          main: {jobs: [site]}
-        """, catalogue)
+    deploy = _deploy_alone("site", "[checkout, {run: 'npm run build && aws s3 sync dist s3://www.example.org --delete'}]", catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.object-storage-upload"
 
 
 def test_downloading_from_object_storage_is_not_a_deploy(catalogue):
-    deploy = _deploy(_job("fetch", "[{run: 'aws s3 cp s3://models.example.org/weights.bin ./weights.bin'}]"), """
-        workflows:
-          main: {jobs: [fetch]}
-        """, catalogue)
+    deploy = _deploy_alone("fetch", "[{run: 'aws s3 cp s3://models.example.org/weights.bin ./weights.bin'}]", catalogue)
     assert deploy.status == "not_applicable"
 
 
 def test_an_upload_whose_step_says_it_uploads_coverage_is_not_a_deploy(catalogue):
     steps = "[{run: {name: Push coverage to S3, command: 'aws s3 cp --recursive out/html \"s3://$BUCKET/unit/\"'}}]"
-    deploy = _deploy(_job("unit", steps), """
-        workflows:
-          main: {jobs: [unit]}
-        """, catalogue)
+    deploy = _deploy_alone("unit", steps, catalogue)
     assert deploy.status == "not_applicable"
 
 
 def test_an_upload_to_a_local_object_storage_emulator_is_not_a_deploy(catalogue):
     steps = "[{run: 'aws --endpoint-url http://localhost:9000 s3 sync fixtures s3://bucket/'}, {run: npm run int-test}]"
-    deploy = _deploy(_job("integration", steps), """
-        workflows:
-          main: {jobs: [integration]}
-        """, catalogue)
+    deploy = _deploy_alone("integration", steps, catalogue)
     assert deploy.status == "not_applicable"
 
 
@@ -349,18 +318,12 @@ def test_destroying_before_applying_recreates_and_is_a_deploy(catalogue):
 
 
 def test_a_job_named_as_pushing_an_image_is_a_deploy(catalogue):
-    deploy = _deploy(_job("dev-upload-docker", "[checkout, setup_remote_docker, {run: make ci.dev-docker}]"), """
-        workflows:
-          main: {jobs: [dev-upload-docker]}
-        """, catalogue)
+    deploy = _deploy_alone("dev-upload-docker", "[checkout, setup_remote_docker, {run: make ci.dev-docker}]", catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.image-push-job-name"
 
 
 def test_a_step_named_release_is_one_weak_signal_not_a_deploy_alone(catalogue):
-    deploy = _deploy(_job("handler", "[checkout, {run: {name: Release handler, command: ./bin/go}}]"), """
-        workflows:
-          main: {jobs: [handler]}
-        """, catalogue)
+    deploy = _deploy_alone("handler", "[checkout, {run: {name: Release handler, command: ./bin/go}}]", catalogue)
     assert deploy.status == "not_applicable"
 
 
@@ -399,8 +362,5 @@ def test_a_release_job_that_hands_what_it_made_on_through_the_workspace_is_not_a
 def test_a_deploy_command_in_a_job_that_persists_its_outputs_is_still_a_deploy(catalogue):
     steps = ("[checkout, {run: aws cloudformation deploy --template-file stack.yml --stack-name app},"
              " {persist_to_workspace: {root: ., paths: [outputs.env]}}]")
-    deploy = _deploy(_job("infrastructure", steps), """
-        workflows:
-          main: {jobs: [infrastructure]}
-        """, catalogue)
+    deploy = _deploy_alone("infrastructure", steps, catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.commands"
