@@ -467,3 +467,31 @@ def test_a_job_without_pre_or_post_steps_has_only_its_own_steps(catalogue):
               - suite: {post-steps: [echo, done]}
         """
     assert run(config, catalogue)["automated_tests"].status == "fail"
+
+
+@pytest.mark.parametrize("command", ["./build.sh unit", "./scripts/ci.sh unit-tests", "python make.py test"])
+def test_a_job_named_as_tests_that_calls_a_build_scripts_unit_subcommand_runs_tests(command, catalogue):
+    result = run(_one_job("test", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.named-job-script-test"
+
+
+def test_a_build_scripts_unit_subcommand_in_a_job_not_named_for_tests_is_not_credited(catalogue):
+    assert run(_one_job("build", "[checkout, {run: ./build.sh unit}]"), catalogue)["automated_tests"].status == "fail"
+
+
+@pytest.mark.parametrize("command, status", [
+    ("rspec-test", "pass"), ("jest-tests", "pass"), ("phpunit_test", "pass"),
+    ("rubocop-check", "fail"), ("install-deps", "fail"), ("deploy-test", "fail"),
+])
+def test_an_orb_command_named_for_a_test_runner_and_test_runs_tests(command, status, catalogue):
+    config = f"""
+        version: 2.1
+        orbs: {{lang: example/lang@2.0.0}}
+        jobs:
+          job:
+            docker: [{{image: cimg/ruby:3.2}}]
+            steps: [checkout, lang/{command}]
+        workflows:
+          main: {{jobs: [job]}}
+        """
+    assert run(config, catalogue)["automated_tests"].status == status
