@@ -122,3 +122,15 @@ def test_the_docker_scout_plugin_binary_run_on_its_own_scans_images(run, control
 ])
 def test_a_scanner_script_fetched_and_run_by_a_shell_is_a_scan(run, control, catalogue):
     assert evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)[control].status == "pass"
+
+
+@pytest.mark.parametrize("run, control, status", [
+    ("make test bandit", "sast", "pass"),
+    ("just gosec", "sast", "pass"),
+    ("make -j 4 VERBOSE=1 gitleaks", "secret_scanning", "pass"),
+    ("make -C bandit build", "sast", "fail"),  # a directory, not a target
+    ("make install-bandit", "sast", "fail"),
+    ("make trivy", "image_scanning", "fail"),  # Trivy scans for several controls: the target cannot say which
+])
+def test_a_build_target_named_as_a_single_purpose_scanner_runs_it(run, control, status, catalogue):
+    assert evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)[control].status == status
