@@ -202,7 +202,8 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
             rest = words[2:]
             i = next((i for i, w in enumerate(rest) if w.startswith(("https://", "http://"))), len(rest))
             return _fetched_script(_fetched_url(words[1:]) or "", rest[i + 1:], programs)
-        elif head in _SHELLS and len(words) > 2 and words[1] == "-c" and _fetched_url(words[2].split()):
+        elif (head in _SHELLS and len(words) > 2 and words[1] == "-c" and words[2].startswith("$(")
+              and _fetched_url(words[2].split())):
             url = _fetched_url(words[2].split()) or ""
             return _fetched_script(url, words[3:], programs)
         elif head in _SHELLS and len(words) > 2 and words[1].startswith("-") and "c" in words[1]:

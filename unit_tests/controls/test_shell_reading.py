@@ -113,6 +113,9 @@ def test_a_project_script_given_a_known_program_runs_that_program_too(run, expec
     ("curl -sfL https://raw.githubusercontent.com/aquasecurity/trivy/main/contrib/install.sh | sh -s -- -b /usr/local/bin",
      [("curl", "-sfL", "https://raw.githubusercontent.com/aquasecurity/trivy/main/contrib/install.sh"),
       ("install.sh", "-b", "/usr/local/bin")]),
+    # `sh -c` given a command line that downloads is read as that command line
+    ("bash -c 'curl -o g.sh https://vendor.example/gitleaks.sh && ./g.sh'",
+     [("curl", "-o", "g.sh", "https://vendor.example/gitleaks.sh"), ("g.sh",)]),
     # a shell given a script file after a pipe runs that file, not what was piped in
     ("curl -s https://vendor.example/gitleaks.sh | bash ./local.sh", [("curl", "-s", "https://vendor.example/gitleaks.sh"), ("bash", "./local.sh")]),
 ])
