@@ -421,7 +421,13 @@ class _Builder:
             return
         scope = _defaults(definition)
         scope.update(wj.params)
+        # `pre-steps` and `post-steps` a workflow gives any job run before and after its own steps
+        pre, post = wj.params.get("pre-steps"), wj.params.get("post-steps")
+        if _is_step_list(pre):
+            self._steps(pre, f"{wj.where}.pre-steps", wj, {}, wj.units, 0)
         self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
+        if _is_step_list(post):
+            self._steps(post, f"{wj.where}.post-steps", wj, {}, wj.units, 0)
         self._steps_read[invocation] = wj.units[1:]
 
 

@@ -81,6 +81,8 @@ class KnowledgeBase:
     scan_words: frozenset[str]
     not_scan_words: frozenset[str]
     installers: dict[str, tuple[tuple[str, ...], ...]]  # program -> its install subcommands, as words
+    target_runners: frozenset[str] = frozenset()
+    target_runner_options_with_value: frozenset[str] = frozenset()
     _by_executable: dict[str, list[Tool]] = field(default_factory=dict)
     _by_image: dict[str, list[Tool]] = field(default_factory=dict)
     _by_orb: dict[str, list[Tool]] = field(default_factory=dict)
@@ -139,11 +141,25 @@ class KnowledgeBase:
                 for tool in (by_task.get(lowered) or by_task.get(lowered.rsplit(":", 1)[-1])
                              or by_task.get(lowered.split(":", 1)[0], ())):
                     hits.append((tool, tool.control))
+        if exe in self.target_runners:
+            for target in self._targets(args):
+                hits.extend((tool, tool.control) for tool in self._by_executable.get(target.lower(), ())
+                            if tool.control and set(tool.subcommands.values()) <= {tool.control, None})
         if command.image:
             for tool in self._by_image.get(command.image, ()):
                 own = exe in tool.executables  # `docker run aquasec/trivy trivy image x` or `... aquasec/trivy image x`
                 hits.append((tool, tool.control_for(args if own else command.argv, self.not_scanning)))
         return [Hit(tool.id, control, command.line) for tool, control in hits if control]
+
+    def _targets(self, args: tuple[str, ...]) -> list[str]:
+        """The targets of a build-target runner's call: its words that are no option, option value or `VAR=x`."""
+        targets, skip = [], False
+        for arg in args:
+            if skip or arg.startswith("-") or "=" in arg:
+                skip = arg in self.target_runner_options_with_value and not skip
+                continue
+            targets.append(arg)
+        return targets
 
     def image_hits(self, image: str) -> list[Hit]:
         """Scanners whose image a job runs in (its executor): the tool's plain control."""
@@ -226,4 +242,6 @@ def load_knowledge_base(controls: tuple[str, ...]) -> KnowledgeBase:
         scan_words=frozenset(data["scan_words"]), not_scan_words=frozenset(data["not_scan_words"]),
         installers={program: tuple(tuple(s.split()) for s in subcommands)
                     for program, subcommands in data["installers"].items()},
+        target_runners=frozenset(data["target_runners"]),
+        target_runner_options_with_value=frozenset(data["target_runner_options_with_value"]),
     )

@@ -3,7 +3,9 @@
 Checks run on the event stream *before* any Python objects are built:
 size limit, nesting depth, and the number of nodes that aliases would expand to
 (so ``&a [*a, *a ...]`` "billion laughs" bombs are rejected while ordinary
-anchors/merge keys, which CircleCI configs use a lot, keep working).
+anchors/merge keys, which CircleCI configs use a lot, keep working).  An anchor defined again is, as the
+YAML spec says (1.2, 3.2.2.2: anchors need not be unique), the node its later aliases refer to; PyYAML refuses
+such a document, so the later definitions and their aliases are renamed before loading.
 """
 from __future__ import annotations
 
@@ -45,16 +47,25 @@ _COLLECTION_STARTS = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _COLLECTION_ENDS = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
-def _check_events(text: str) -> int:
+def _check_events(text: str) -> tuple[int, list[tuple[int, int, str, str]]]:
     """Walk YAML events, tracking depth and the expanded size of every anchor; stop at the first limit passed,
-    so the walk costs at most MAX_EXPANDED_NODES events whatever the size of the text."""
+    so the walk costs at most MAX_EXPANDED_NODES events whatever the size of the text.  Also returns the renames
+    a redefined anchor needs: (line, column, `&old` or `*old`, new token) for each later definition and alias."""
     anchor_sizes: dict[str, int] = {}
     open_anchors: set[str] = set()
+    renamed: dict[str, str] = {}  # anchor -> the name its latest definition gets
+    renames: list[tuple[int, int, str, str]] = []
     # stack entries: [node_count, anchor_or_None]
     stack: list[list] = [[0, None]]
     total = 0  # nodes so far, aliases counted as the nodes they stand for
     for event in yaml.parse(text, Loader=_Loader):
         kind = event.__class__
+        anchor = getattr(event, "anchor", None)
+        if anchor and kind is not yaml.AliasEvent and (anchor in anchor_sizes or anchor in open_anchors):
+            renamed[anchor] = f"{anchor}__{len(renames)}"  # PyYAML takes only [A-Za-z0-9_-]
+            renames.append((event.start_mark.line, event.start_mark.column, "&" + anchor, "&" + renamed[anchor]))
+        elif anchor and kind is yaml.AliasEvent and anchor in renamed:
+            renames.append((event.start_mark.line, event.start_mark.column, "*" + anchor, "*" + renamed[anchor]))
         if kind is yaml.ScalarEvent:
             if event.anchor:
                 anchor_sizes[event.anchor] = 1
@@ -86,7 +97,26 @@ def _check_events(text: str) -> int:
         if total > MAX_EXPANDED_NODES:
             raise _Rejected(f"more than {MAX_EXPANDED_NODES} YAML nodes once aliases are expanded (an alias bomb, "
                             "or far larger than any real configuration)")
-    return total
+    return total, renames
+
+
+def _rename(text: str, renames: list[tuple[int, int, str, str]]) -> str:
+    """``text`` with each `&old`/`*old` token at or after its event's (line, column) on that line renamed (a tag
+    may stand before the anchor); one pass over the text."""
+    lines = text.splitlines(keepends=True)
+    by_line: dict[int, list[tuple[int, str, str]]] = {}
+    for line, column, old, new in renames:
+        by_line.setdefault(line, []).append((column, old, new))
+    for line, edits in by_line.items():
+        out, at, source = [], 0, lines[line]
+        for column, old, new in sorted(edits):
+            i = source.find(old, max(column, at))
+            if i < 0:
+                raise _Rejected(f"anchor {old[1:]} defined twice where it could not be renamed")
+            out += [source[at:i], new]
+            at = i + len(old)
+        lines[line] = "".join(out) + source[at:]
+    return "".join(lines)
 
 
 def parse_config(text: str | bytes) -> ParsedConfig | Unparseable:
@@ -107,8 +137,8 @@ def parse_config(text: str | bytes) -> ParsedConfig | Unparseable:
     if not text.strip():
         return Unparseable("config is empty")
     try:
-        nodes = _check_events(text)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - safe loader only
+        nodes, renames = _check_events(text)
+        data = yaml.load(_rename(text, renames) if renames else text, Loader=_Loader)  # noqa: S506 - safe loader only
     except _Rejected as exc:
         return Unparseable(str(exc))
     except yaml.YAMLError as exc:

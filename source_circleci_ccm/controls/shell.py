@@ -6,7 +6,8 @@ line continuations disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c 
 (`coverage run -m`, `nyc`, `c8`), `xvfb-run`, `docker run IMAGE`, `docker exec CONTAINER` and
 `docker compose run|exec SERVICE` are unwrapped; a project script given a known program and its arguments
 (`./project.rb gradle dependencyCheckAnalyze`, `./with-env.sh npm test`) runs that program too so the command they run is what rules see, and `$CARGO audit` runs cargo when the caller knows
-the program.  Tokenising is one pass of a regex whose
+the program.  A script fetched and run by a shell (`bash <(curl URL)`, `sh -c "$(curl URL)"`, `curl URL | bash`)
+is read by its file name.  Tokenising is one pass of a regex whose
 alternatives start with different characters and never backtrack, so it is linear in the text.
 """
 from __future__ import annotations
@@ -54,6 +55,7 @@ _WRAPPER_OPTIONS_WITH_VALUE = {
 }
 _SCRIPT_RUNNERS = {"npm", "yarn", "pnpm", "bun"}
 _SHELLS = {"sh", "bash", "zsh", "dash", "ash", "ksh"}
+_FETCHERS = {"curl", "wget"}
 _PYTHONS = re.compile(r"python(\d(\.\d+)?)?$")
 _SCRIPT = re.compile(r"[\w.-]+\.(sh|bash|rb|py|pl|js|mjs|ts)$")
 # Programs this reader itself knows (wrappers it takes off); callers add the ones their rules name.
@@ -84,10 +86,12 @@ def _unquote(token: str) -> str:
     return _UNQUOTE.sub(lambda m: next(g for g in m.groups() if g is not None), token)
 
 
-def _split(text: str, limit: int | None) -> list[list[str]]:
-    """Words of each simple command, in order (subshell parentheses and braces dropped; the first ``limit``
-    commands and ``MAX_WORDS`` words of each: a scanner's call is told by its first words)."""
+def _split(text: str, limit: int | None) -> list[tuple[list[str], bool]]:
+    """Words of each simple command, in order, each with whether the previous command's output is piped into it
+    (subshell parentheses and braces dropped; the first ``limit`` commands and ``MAX_WORDS`` words of each: a
+    scanner's call is told by its first words)."""
     commands: list[list[str]] = [[]]
+    piped = [False]
     for m in _TOKEN.finditer(text.replace("\\\r\n", " ").replace("\\\n", " ")):
         operator, word = m.groups()
         if word and len(commands[-1]) < MAX_WORDS:
@@ -102,9 +106,10 @@ def _split(text: str, limit: int | None) -> list[list[str]]:
                 commands[-1].append(word)
         elif operator and commands[-1]:
             if limit is not None and len(commands) >= limit:
-                return commands
+                return [(c, p) for c, p in zip(commands, piped) if c]
             commands.append([])
-    return [c for c in commands if c]
+            piped.append(operator == "|")
+    return [(c, p) for c, p in zip(commands, piped) if c]
 
 
 def _skip_options(words: list[str], start: int, with_value: set[str]) -> int:
@@ -155,6 +160,27 @@ def _program_in_variable(word: str, programs: frozenset[str]) -> str | None:
     return name if name in _OWN_PROGRAMS or name in programs else None
 
 
+def _fetched_url(words: list[str]) -> str | None:
+    """The URL a `curl`/`wget` command (or its `<(curl` / `$(curl` form) downloads, else None."""
+    if not words or words[0].lstrip("<$(").rsplit("/", 1)[-1] not in _FETCHERS:
+        return None
+    return next((w.rstrip(")") for w in words[1:] if w.startswith(("https://", "http://"))), None)
+
+
+def _fetched_script(url: str, args: list[str], programs: frozenset[str]) -> list[Command]:
+    """A script downloaded and run by a shell, read by its file name (`.../gitleaks-ci/master/gitleaks.sh`,
+    `.../image/script/trivy`): vendors name such a script for the tool it runs, so `X.sh` for a program X the
+    caller knows runs X too, as a project script forwarding to a program does."""
+    name = url.split("?", 1)[0].split("#", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    if not name:
+        return []
+    out = [Command(argv=(name,) + tuple(args))]
+    stem = name.rsplit(".", 1)[0]
+    if _SCRIPT.match(name) and stem in programs:
+        out.append(Command(argv=(stem,) + tuple(args)))
+    return out
+
+
 def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Command]:
     """The command(s) that ``words`` really runs."""
     while words:
@@ -171,6 +197,15 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
             if head == "timeout" and i < len(words):
                 i += 1  # the duration
             words = words[i:]
+        elif head in _SHELLS and len(words) > 1 and _fetched_url(words[1:]):
+            # `bash <(curl -s URL) args`, `sh -c "$(curl -fsSL URL)" args`: the shell runs the fetched script
+            rest = words[2:]
+            i = next((i for i, w in enumerate(rest) if w.startswith(("https://", "http://"))), len(rest))
+            return _fetched_script(_fetched_url(words[1:]) or "", rest[i + 1:], programs)
+        elif (head in _SHELLS and len(words) > 2 and words[1] == "-c" and words[2].startswith("$(")
+              and _fetched_url(words[2].split())):
+            url = _fetched_url(words[2].split()) or ""
+            return _fetched_script(url, words[3:], programs)
         elif head in _SHELLS and len(words) > 2 and words[1].startswith("-") and "c" in words[1]:
             return commands(words[2], depth + 1, programs=programs) if depth < MAX_NESTING else []
         elif head in _DIRECT_RUNNERS:
@@ -225,6 +260,15 @@ def commands(text: str, depth: int = 0, limit: int | None = None,
     """The simple commands a `run` step executes, in order (the first ``limit`` of them).  A command word
     that is a variable named for one of ``programs`` (or a wrapper this reader knows) runs that program."""
     out: list[Command] = []
-    for words in _split(text, limit):
-        out.extend(_unwrap(words, depth, programs))
+    previous: list[str] = []
+    for words, piped in _split(text, limit):
+        url = _fetched_url(previous) if piped else None
+        head = words[0].rsplit("/", 1)[-1]
+        if url and head in _SHELLS and not any(not w.startswith("-") for w in words[1:words.index("--")
+                                                                                if "--" in words else None]):
+            # `curl URL | bash [-s -- args]`: the shell runs the fetched script with the arguments after `--`
+            out.extend(_fetched_script(url, words[words.index("--") + 1:] if "--" in words else [], programs))
+        else:
+            out.extend(_unwrap(words, depth, programs))
+        previous = words
     return out

@@ -423,3 +423,75 @@ def test_a_scanner_task_forwarded_by_a_project_script_to_its_build_tool_is_a_sca
     steps = "[checkout, {run: {name: Check deps, command: ./project.rb gradle dependencyCheckAnalyze --info}}]"
     result = run(_one_job("deps", steps), catalogue)["dependency_scanning"]
     assert result.status == "pass" and result.evidence[0]["rule_id"] == "kb.owasp-dependency-check"
+
+
+def test_pre_and_post_steps_a_workflow_gives_a_job_run_in_that_job(catalogue):
+    # CircleCI 2.1: any workflow job takes `pre-steps` and `post-steps`, run before and after its own steps
+    config = """
+        version: 2.1
+        jobs:
+          suite:
+            docker: [{image: cimg/php:8.3}]
+            steps: [checkout, {run: composer -n integration -- --log-junit /tmp/results/junit.xml}]
+          deploy:
+            docker: [{image: cimg/base:current}]
+            steps: [checkout, {run: make release}]
+        workflows:
+          main:
+            jobs:
+              - suite:
+                  pre-steps: [{run: mkdir -p /tmp/results}]
+                  post-steps:
+                    - store_test_results: {path: /tmp/results}
+              - deploy:
+                  requires: [suite]
+                  pre-steps: [{run: {name: Run unit tests, command: composer unit}}]
+        """
+    result = run(config, catalogue)["automated_tests"]
+    assert result.status == "pass"
+    where = {e["where"] for e in result.evidence}
+    assert "workflows.main.jobs[0].post-steps[0]" in where
+    assert "workflows.main.jobs[1].pre-steps[0].run" in where
+
+
+def test_a_job_without_pre_or_post_steps_has_only_its_own_steps(catalogue):
+    config = """
+        version: 2.1
+        jobs:
+          suite:
+            docker: [{image: cimg/php:8.3}]
+            steps: [checkout, {run: composer -n integration}]
+        workflows:
+          main:
+            jobs:
+              - suite: {post-steps: [echo, done]}
+        """
+    assert run(config, catalogue)["automated_tests"].status == "fail"
+
+
+@pytest.mark.parametrize("command", ["./build.sh unit", "./scripts/ci.sh unit-tests", "python make.py test"])
+def test_a_job_named_as_tests_that_calls_a_build_scripts_unit_subcommand_runs_tests(command, catalogue):
+    result = run(_one_job("test", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.named-job-script-test"
+
+
+def test_a_build_scripts_unit_subcommand_in_a_job_not_named_for_tests_is_not_credited(catalogue):
+    assert run(_one_job("build", "[checkout, {run: ./build.sh unit}]"), catalogue)["automated_tests"].status == "fail"
+
+
+@pytest.mark.parametrize("command, status", [
+    ("rspec-test", "pass"), ("jest-tests", "pass"), ("phpunit_test", "pass"),
+    ("rubocop-check", "fail"), ("install-deps", "fail"), ("deploy-test", "fail"),
+])
+def test_an_orb_command_named_for_a_test_runner_and_test_runs_tests(command, status, catalogue):
+    config = f"""
+        version: 2.1
+        orbs: {{lang: example/lang@2.0.0}}
+        jobs:
+          job:
+            docker: [{{image: cimg/ruby:3.2}}]
+            steps: [checkout, lang/{command}]
+        workflows:
+          main: {{jobs: [job]}}
+        """
+    assert run(config, catalogue)["automated_tests"].status == status

@@ -104,3 +104,33 @@ def test_an_orb_command_mapped_to_no_control_is_not_a_scan(catalogue):
     config = _config("[checkout]", job_key="lw/scan-pkg-manifest", orbs="orbs: {lw: lacework/lacework@9.0}")
     results = evaluate_config(config, catalogue)
     assert all(results[c].status != "pass" for c in SCAN_CONTROLS)
+
+
+@pytest.mark.parametrize("run, control", [
+    ("docker-scout cves $IMAGE --format sbom", "pass"),
+    ("docker-scout quickview app:1", "pass"),
+    ("docker-scout sbom app:1", "fail"),
+    ("docker-scout version", "fail"),
+])
+def test_the_docker_scout_plugin_binary_run_on_its_own_scans_images(run, control, catalogue):
+    assert evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)["image_scanning"].status == control
+
+
+@pytest.mark.parametrize("run, control", [
+    ("bash <(curl -s https://raw.githubusercontent.com/acme/gitleaks-ci/master/gitleaks.sh)", "secret_scanning"),
+    ('sh -c "$(curl -sSf -L https://receiver.example/image/script/trivy)"', "image_scanning"),
+])
+def test_a_scanner_script_fetched_and_run_by_a_shell_is_a_scan(run, control, catalogue):
+    assert evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)[control].status == "pass"
+
+
+@pytest.mark.parametrize("run, control, status", [
+    ("make test bandit", "sast", "pass"),
+    ("just gosec", "sast", "pass"),
+    ("make -j 4 VERBOSE=1 gitleaks", "secret_scanning", "pass"),
+    ("make -C bandit build", "sast", "fail"),  # a directory, not a target
+    ("make install-bandit", "sast", "fail"),
+    ("make trivy", "image_scanning", "fail"),  # Trivy scans for several controls: the target cannot say which
+])
+def test_a_build_target_named_as_a_single_purpose_scanner_runs_it(run, control, status, catalogue):
+    assert evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)[control].status == status

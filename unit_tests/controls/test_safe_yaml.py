@@ -53,3 +53,30 @@ def test_normal_anchor_use_parses():
 def test_arbitrary_text_never_raises(catalogue, text):
     results = evaluate_config(text, catalogue)
     assert all(r.status in ("pass", "fail", "not_applicable", "unknown") for r in results.values())
+
+
+def test_an_anchor_defined_again_is_what_later_aliases_refer_to():
+    # YAML 1.2 3.2.2.2: anchors need not be unique; an alias is the most recent node with its anchor
+    text = (
+        "a: &cache {key: one}\n"
+        "b: *cache\n"
+        "c: !!map &cache {key: two, note: '*cache &cache'}\n"
+        "d: [*cache, *cache]\n"
+        "e: &x 1\n"
+        "f: &x 2\n"
+        "g: *x\n"
+    )
+    parsed = parse_config(text)
+    assert isinstance(parsed, ParsedConfig), parsed
+    data = parsed.data
+    assert data["b"] == {"key": "one"}
+    assert data["c"] == {"key": "two", "note": "*cache &cache"}
+    assert data["d"] == [data["c"], data["c"]]
+    assert data["g"] == 2
+
+
+def test_a_redefined_anchor_still_counts_towards_the_alias_bomb_limit():
+    # the bomb's first anchor is a redefinition: its aliases expand to the new, larger node
+    text = "z: &a x\n" + BOMB
+    result = parse_config(text)
+    assert isinstance(result, Unparseable) and "aliases are expanded" in result.reason

@@ -100,3 +100,24 @@ def test_a_command_given_to_docker_run_is_read_as_a_command_with_its_image():
 ])
 def test_a_project_script_given_a_known_program_runs_that_program_too(run, expected):
     assert [c.argv for c in commands(run, programs=frozenset({"gradle", "npm"}))] == expected
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("bash <(curl -s https://raw.githubusercontent.com/acme/gitleaks-ci/master/gitleaks.sh)",
+     [("gitleaks.sh",), ("gitleaks",)]),
+    ("bash <(curl -s -L https://vendor.example/detect8.sh) --x=1", [("detect8.sh", "--x=1")]),
+    ('X=1 sh -c "$(curl -sSf -L https://vendor.example/image/script/trivy)"', [("trivy",)]),
+    ("curl -sSL https://vendor.example/run/gitleaks.sh?v=2 | bash -s -- --verbose",
+     [("curl", "-sSL", "https://vendor.example/run/gitleaks.sh?v=2"), ("gitleaks.sh", "--verbose"), ("gitleaks", "--verbose")]),
+    # an installer fetched and piped to a shell is read as `install.sh`, which no rule names
+    ("curl -sfL https://raw.githubusercontent.com/aquasecurity/trivy/main/contrib/install.sh | sh -s -- -b /usr/local/bin",
+     [("curl", "-sfL", "https://raw.githubusercontent.com/aquasecurity/trivy/main/contrib/install.sh"),
+      ("install.sh", "-b", "/usr/local/bin")]),
+    # `sh -c` given a command line that downloads is read as that command line
+    ("bash -c 'curl -o g.sh https://vendor.example/gitleaks.sh && ./g.sh'",
+     [("curl", "-o", "g.sh", "https://vendor.example/gitleaks.sh"), ("g.sh",)]),
+    # a shell given a script file after a pipe runs that file, not what was piped in
+    ("curl -s https://vendor.example/gitleaks.sh | bash ./local.sh", [("curl", "-s", "https://vendor.example/gitleaks.sh"), ("bash", "./local.sh")]),
+])
+def test_a_script_fetched_and_run_by_a_shell_is_read_by_its_file_name(run, expected):
+    assert [c.argv for c in commands(run, programs=frozenset({"gitleaks", "trivy"}))] == expected
