@@ -9,10 +9,10 @@ from .catalogue import DEPLOY, SCAN_CONTROLS, Catalogue
 from .config_model import RUN_STEPS, ConfigModel, Unit, Workflow, WorkflowJob, build_model
 from .deploys import job_deploy_evidence
 from .execution import apply_execution
+from .knowledge import Tool
 from .matching import Matcher, unit_evidence
 from .results import FAIL, NOT_APPLICABLE, PASS, UNKNOWN, ControlResult, evidence
 from .safe_yaml import Unparseable, parse_config
-from .knowledge import Tool
 from .shell import NO_OP_PROGRAMS, SETUP_PROGRAMS
 
 STEP_CONTROLS = SCAN_CONTROLS + ("automated_tests",)
