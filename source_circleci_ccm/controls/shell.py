@@ -4,11 +4,12 @@ A multi-line `run` is several commands; `&&`, `||`, `;`, `|` and `&` separate co
 line continuations disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c '...'`, `npx`, `yarn dlx`,
 `pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `go run pkg@v`, `java -jar`, coverage tools
 (`coverage run -m`, `nyc`, `c8`), `xvfb-run`, `docker run IMAGE`, `docker exec CONTAINER` and
-`docker compose run|exec SERVICE` are unwrapped; a project script given a known program and its arguments
-(`./project.rb gradle dependencyCheckAnalyze`, `./with-env.sh npm test`) runs that program too so the command they run is what rules see, and `$CARGO audit` runs cargo when the caller knows
-the program.  A script fetched and run by a shell (`bash <(curl URL)`, `sh -c "$(curl URL)"`, `curl URL | bash`)
-is read by its file name.  Tokenising is one pass of a regex whose
-alternatives start with different characters and never backtrack, so it is linear in the text.
+`docker compose run|exec SERVICE` are unwrapped, so the command they run is what rules see.  A project script
+given a known program and its arguments (`./project.rb gradle dependencyCheckAnalyze`, `./with-env.sh npm test`)
+runs that program too, and `$CARGO audit` runs cargo when the caller knows the program.  A script fetched and run
+by a shell (`bash <(curl URL)`, `sh -c "$(curl URL)"`, `curl URL | bash`) is read by its file name.  Tokenising is
+one pass of a regex whose alternatives start with different characters and never backtrack, so it is linear in
+the text.
 """
 from __future__ import annotations
 
