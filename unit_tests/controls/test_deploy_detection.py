@@ -290,30 +290,23 @@ def test_a_job_named_redeploy_is_named_as_a_deploy(catalogue):
     assert deploy.status == "pass" and deploy.evidence[0]["signals"][0]["matched"] == "redeploy-frontend"
 
 
-def _acceptance(steps: str):
-    return _job("acceptance", steps), """
-        workflows:
-          nightly: {jobs: [acceptance]}
-        """
-
-
 def test_a_job_that_tears_down_what_it_applied_built_test_infrastructure_not_a_deploy(catalogue):
-    deploy = _deploy(*_acceptance("""
+    deploy = _deploy_alone("acceptance", """
               - {run: {working_directory: test/gke, command: terraform init && terraform apply -auto-approve}}
               - {run: go test ./acceptance/...}
-              - {run: {working_directory: test/gke, command: terraform destroy -auto-approve}}"""), catalogue)
+              - {run: {working_directory: test/gke, command: terraform destroy -auto-approve}}""", catalogue)
     assert deploy.status == "not_applicable"
 
 
 def test_a_teardown_in_another_working_directory_leaves_the_deploy_standing(catalogue):
-    deploy = _deploy(*_acceptance("""
+    deploy = _deploy_alone("acceptance", """
               - {run: {working_directory: infra/prod, command: terraform apply -auto-approve}}
-              - {run: {working_directory: infra/preview, command: terraform destroy -auto-approve}}"""), catalogue)
+              - {run: {working_directory: infra/preview, command: terraform destroy -auto-approve}}""", catalogue)
     assert deploy.status == "pass"
 
 
 def test_destroying_before_applying_recreates_and_is_a_deploy(catalogue):
-    deploy = _deploy(*_acceptance("[{run: 'terraform destroy -auto-approve && terraform apply -auto-approve'}]"), catalogue)
+    deploy = _deploy_alone("acceptance", "[{run: 'terraform destroy -auto-approve && terraform apply -auto-approve'}]", catalogue)
     assert deploy.status == "pass"
 
 
