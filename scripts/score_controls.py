@@ -6,7 +6,10 @@ Usage: python scripts/score_controls.py LABELLED_DIR... [--split all|tuning|held
 Each LABELLED_DIR holds *.yml files and labels.json ({file: {label: {"value": bool}}}).
 A label is predicted true when our status is ``pass`` (not_applicable, fail and
 unknown count as false); ``has_deploy`` comes from deploy detection.  The
-``unknown`` column counts files where the control came out ``unknown``.
+``unknown`` column counts files where the control came out ``unknown``.  With a
+handful of positives one miss moves recall a lot, so each figure comes with the
+lower end of its 95 % Wilson score interval (``low``): the recall the rules would
+keep, at 95 % confidence, on more configurations like these.
 
 ``--split held-out`` scores only the third of the repositories that was set
 aside (by a hash of the repository name, fixed before any rule was written)
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -79,6 +83,16 @@ def metrics(c: dict) -> tuple[float, float]:
     return precision, recall
 
 
+def wilson_lower(successes: int, trials: int, z: float = 1.96) -> float:
+    """Lower end of the Wilson score interval for a proportion (1.0 when there were no trials)."""
+    if not trials:
+        return 1.0
+    p = successes / trials
+    centre = p + z * z / (2 * trials)
+    spread = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return (centre - spread) / (1 + z * z / trials)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", type=Path, nargs="+")
@@ -94,11 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     catalogue = load_catalogue(custom)
     counts, mistakes = score(args.folders, catalogue, args.split)
     print(f"catalogue {catalogue.version}  split {args.split}  folders {' '.join(map(str, args.folders))}")
-    print(f"{'control':30} {'precision':>9} {'recall':>7} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4} {'unknown':>7}")
+    print(f"{'control':30} {'precision':>9} {'low':>5} {'recall':>7} {'low':>5} {'TP':>4} {'FP':>4} {'FN':>4} {'TN':>4}"
+          f" {'unknown':>7}")
     for label in LABELS:
         c = counts[label]
         p, r = metrics(c)
-        print(f"{label:30} {p:9.3f} {r:7.3f} {c['tp']:4} {c['fp']:4} {c['fn']:4} {c['tn']:4} {c['unknown']:7}")
+        p_low, r_low = wilson_lower(c["tp"], c["tp"] + c["fp"]), wilson_lower(c["tp"], c["tp"] + c["fn"])
+        print(f"{label:30} {p:9.3f} {p_low:5.2f} {r:7.3f} {r_low:5.2f} {c['tp']:4} {c['fp']:4} {c['fn']:4} {c['tn']:4}"
+              f" {c['unknown']:7}")
     if args.verbose:
         for name, label, truth, guess in mistakes:
             print(f"  {'FN' if truth else 'FP'} {label:28} {name}")
