@@ -13,7 +13,7 @@ import yaml
 
 from .shell import Command, image_name
 
-TOOL_FIELDS = {"id", "docs", "control", "executables", "subcommands", "images", "orbs", "tasks", "names"}
+TOOL_FIELDS = {"id", "docs", "control", "executables", "subcommands", "options", "sources", "images", "orbs", "tasks", "names"}
 _WORD = re.compile(r"[a-z0-9]+")  # one letter or digit class repeated: linear
 _PACKAGE_VERSION = re.compile(r"[@=<>~!\[]")  # where a package name ends and its version or extras begin
 
@@ -25,6 +25,9 @@ class Hit:
     matched: str
 
 
+_NO_SUBCOMMAND = object()  # the call names none of a tool's subcommands (unlike one mapped to None: no scan)
+
+
 @dataclass
 class Tool:
     id: str
@@ -32,6 +35,10 @@ class Tool:
     control: str | None
     executables: tuple[str, ...] = ()
     subcommands: dict[str, str | None] = field(default_factory=dict)
+    # an option that chooses the scan: a flag -> its control (`--docker`), or an option with values -> value ->
+    # control (`--scanners secret,misconfig`); a value not listed scans what the call would scan without it
+    options: dict[str, str | dict[str, str | None] | None] = field(default_factory=dict)
+    sources: dict[str, str | None] = field(default_factory=dict)  # `dir:` of `grype dir:.` -> what scanning it is
     images: tuple[str, ...] = ()
     orbs: dict[str, dict[str, str | None] | None] = field(default_factory=dict)  # orb -> command -> control
     tasks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # build tool -> task names
@@ -45,20 +52,73 @@ class Tool:
         self._by_first_word = {word: next(iter(controls)) for word, controls in controls_by_first_word.items()
                                if len(controls) == 1}  # a word that begins subcommands of different scans says none
 
+    def controls(self) -> set[str]:
+        """Every control some call of this tool can credit."""
+        by_options = [c for m in self.options.values() for c in (m.values() if isinstance(m, dict) else (m,))]
+        by_orbs = [c for commands in self.orbs.values() if commands for c in commands.values()]
+        return {self.control, *self.subcommands.values(), *by_options, *self.sources.values(), *by_orbs} - {None}
+
     def words(self) -> set[str]:
         """Single words that name this tool (`gitleaks`, `twistlock`): its id, programs and `names`."""
         return {w for w in (self.id, *self.executables, *self.names) if _WORD.fullmatch(w.lower())}
 
-    def control_for(self, args: tuple[str, ...], not_scanning: frozenset[str]) -> str | None:
-        """What calling this tool with ``args`` scans (None: it does not scan, e.g. `--help` or `install`)."""
-        positional = [a for a in args if not a.startswith("-") or a in self.subcommands]
-        for words in (positional[:2], positional[:1]):
+    def controls_for(self, args: tuple[str, ...], not_scanning: frozenset[str]) -> set[str]:
+        """What calling this tool with ``args`` scans (nothing for `--help`, `install` and the like)."""
+        positional = self._positional(args)
+        control = self._subcommand_control(positional)
+        if control is _NO_SUBCOMMAND:
+            if (positional[:1] and positional[0].lower() in not_scanning) or any(a in not_scanning for a in args if a.startswith("-")):
+                return set()
+            control = self.control
+        if control is None:
+            return set()
+        chosen = self._controls_chosen_by_options(args, control)
+        if chosen is None:
+            chosen = {self._source_control(positional, control)}
+        return chosen - {None}
+
+    def _positional(self, args: tuple[str, ...]) -> list[str]:
+        """The words that are no option nor an option's value (`--scanners secret`); a listed option word counts."""
+        positional, skip = [], False
+        for arg in args:
+            if skip:
+                skip = False
+            elif not arg.startswith("-") or arg in self.subcommands:
+                positional.append(arg)
+            else:
+                skip = isinstance(self.options.get(arg), dict)
+        return positional
+
+    def _subcommand_control(self, positional: list[str]):
+        for words in (positional[:3], positional[:2], positional[:1]):
             key = " ".join(words).lower()
             if key and key in self.subcommands:
                 return self.subcommands[key]
-        if (positional[:1] and positional[0].lower() in not_scanning) or any(a in not_scanning for a in args if a.startswith("-")):
-            return None
-        return self.control
+        return _NO_SUBCOMMAND
+
+    def _controls_chosen_by_options(self, args: tuple[str, ...], default: str) -> set[str | None] | None:
+        """The scans the call's options choose, or None when it gives none of them."""
+        chosen = None
+        for i, arg in enumerate(args):
+            name, _, value = arg.partition("=")
+            if name not in self.options:
+                continue
+            meaning = self.options[name]
+            if isinstance(meaning, dict):
+                value = value or (args[i + 1] if i + 1 < len(args) else "")
+                controls = {meaning.get(v.strip().lower(), default) for v in value.split(",") if v.strip()}
+            else:
+                controls = {meaning}
+            chosen = (chosen or set()) | controls
+        return chosen
+
+    def _source_control(self, positional: list[str], default: str) -> str | None:
+        """What scanning a source written `scheme:...` is (`grype dir:.` scans dependencies, not an image)."""
+        for word in positional:
+            scheme, colon, _ = word.partition(":")
+            if colon and scheme.lower() in self.sources:
+                return self.sources[scheme.lower()]
+        return default
 
     def control_in_name(self, following: list[str]) -> str | None:
         """What a name scans that says this tool followed by the words ``following``: the subcommand they name or
@@ -131,16 +191,12 @@ class KnowledgeBase:
         hits = []
         exe, args = command.argv[0].lower(), command.argv[1:]
         for tool in self._by_executable.get(exe, ()):
-            hits.append((tool, tool.control_for(args, self.not_scanning)))
+            hits.extend((tool, control) for control in tool.controls_for(args, self.not_scanning))
         by_task = self._tasks_by_executable.get(exe)
         if by_task and not any(a in self.not_scanning for a in args if a.startswith("-")):
             for arg in args:
-                lowered = arg.lower()
-                # `:app:dependencyCheckAnalyze` and `group:plugin:version:goal` by their last segment, npm
-                # scripts such as `audit:check` by their first
-                for tool in (by_task.get(lowered) or by_task.get(lowered.rsplit(":", 1)[-1])
-                             or by_task.get(lowered.split(":", 1)[0], ())):
-                    hits.append((tool, tool.control))
+                tools = next((by_task[key] for key in _task_keys(arg.lower()) if key in by_task), ())
+                hits.extend((tool, tool.control) for tool in tools)
         if exe in self.target_runners:
             for target in self._targets(args):
                 hits.extend((tool, tool.control) for tool in self._by_executable.get(target.lower(), ())
@@ -148,7 +204,7 @@ class KnowledgeBase:
         if command.image:
             for tool in self._by_image.get(command.image, ()):
                 own = exe in tool.executables  # `docker run aquasec/trivy trivy image x` or `... aquasec/trivy image x`
-                hits.append((tool, tool.control_for(args if own else command.argv, self.not_scanning)))
+                hits.extend((tool, control) for control in tool.controls_for(args if own else command.argv, self.not_scanning))
         return [Hit(tool.id, control, command.line) for tool, control in hits if control]
 
     def _targets(self, args: tuple[str, ...]) -> list[str]:
@@ -206,6 +262,18 @@ class KnowledgeBase:
         return hits
 
 
+def _task_keys(arg: str) -> list[str]:
+    """The names a build-tool argument may list a task by: as written; a Maven `group:plugin[:version]:goal` as
+    `plugin:goal`; `:app:dependencyCheckAnalyze` by its last segment; npm scripts such as `audit:check` by their
+    first."""
+    segments = arg.split(":")
+    keys = [arg]
+    if len(segments) >= 3:
+        plugin = segments[-3] if segments[-2][:1].isdigit() and len(segments) >= 4 else segments[-2]
+        keys.append(f"{plugin}:{segments[-1]}")
+    return [*keys, segments[-1], segments[0]]
+
+
 def _tool(raw: dict) -> Tool:
     unknown = set(raw) - TOOL_FIELDS
     if unknown:
@@ -218,6 +286,9 @@ def _tool(raw: dict) -> Tool:
         id=raw["id"], docs=raw["docs"], control=raw.get("control"),
         executables=tuple(raw.get("executables") or ()),
         subcommands={str(k).lower(): v for k, v in (raw.get("subcommands") or {}).items()},
+        options={str(k): ({str(v).lower(): c for v, c in m.items()} if isinstance(m, dict) else m)
+                 for k, m in (raw.get("options") or {}).items()},
+        sources={str(k).lower(): v for k, v in (raw.get("sources") or {}).items()},
         images=tuple(i.lower() for i in raw.get("images") or ()), orbs=orbs,
         tasks={k: tuple(v) for k, v in (raw.get("tasks") or {}).items()},
         names=tuple(raw.get("names") or ()),
@@ -230,8 +301,7 @@ def load_knowledge_base(controls: tuple[str, ...]) -> KnowledgeBase:
     data = yaml.safe_load(text)
     tools = [_tool(raw) for raw in data["tools"]]
     for tool in tools:
-        for control in [tool.control, *tool.subcommands.values(),
-                        *(c for commands in tool.orbs.values() if commands for c in commands.values())]:
+        for control in tool.controls():
             if control is not None and control not in controls:
                 raise ValueError(f"knowledge base tool {tool.id!r}: unknown control {control!r}")
     return KnowledgeBase(

@@ -30,6 +30,14 @@ def _ways_to_call(tool):
             yield tool.control, _config(f"[{{run: '{exe} --flag .'}}]")
         for sub, control in scanning:
             yield control, _config(f"[{{run: '{exe} {sub} .'}}]")
+        scan = "" if tool.control else scanning[0][0]  # a call that scans, for the options and sources to change
+        for option, meaning in tool.options.items():
+            for value, control in (meaning.items() if isinstance(meaning, dict) else [("", meaning)]):
+                if control:
+                    yield control, _config(f"[{{run: '{exe} {scan} {option} {value} .'}}]")
+        for scheme, control in tool.sources.items():
+            if control:
+                yield control, _config(f"[{{run: '{exe} {scan} {scheme}:./target'}}]")
     for build_tool, tasks in tool.tasks.items():
         program = KNOWLEDGE.build_tools.get(build_tool, (build_tool,))[0]
         for task in tasks:
@@ -54,8 +62,7 @@ def test_knowledge_base_has_at_least_120_tools_with_a_docs_url_each():
 
 @pytest.mark.parametrize("tool", KNOWLEDGE.tools, ids=lambda t: t.id)
 def test_each_tool_is_well_formed_and_reachable_by_each_of_its_matchers(tool, catalogue):
-    orb_controls = {c for commands in tool.orbs.values() if commands for c in commands.values()}
-    controls = {tool.control, *tool.subcommands.values(), *orb_controls} - {None}
+    controls = tool.controls()
     assert controls and controls <= set(SCAN_CONTROLS), "a tool scans for at least one scan control"
     assert tool.executables or tool.images or tool.orbs or tool.tasks, "a tool needs a matcher"
     ways = list(_ways_to_call(tool))
@@ -134,3 +141,28 @@ def test_a_scanner_script_fetched_and_run_by_a_shell_is_a_scan(run, control, cat
 ])
 def test_a_build_target_named_as_a_single_purpose_scanner_runs_it(run, control, status, catalogue):
     assert evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)[control].status == status
+
+
+@pytest.mark.parametrize("run, credited", [
+    ("trivy fs --scanners secret .", {"secret_scanning"}),  # the scanners chosen replace the subcommand's default
+    ("trivy fs --scanners=vuln,misconfig .", {"dependency_scanning", "iac_scanning"}),
+    ("trivy --security-checks secret fs .", {"secret_scanning"}),  # an option's value is not the subcommand
+    ("trivy fs --scanners license .", set()),
+    ("checkov -d . --framework secrets", {"secret_scanning"}),
+    ("semgrep ci --supply-chain", {"dependency_scanning"}),
+    ("snyk test --docker app:1 --file=Dockerfile", {"image_scanning"}),
+    ("grype dir:.", {"dependency_scanning"}),  # a directory source, not an image
+    ("grype registry:app:1", {"image_scanning"}),
+])
+def test_options_and_sources_that_choose_a_scan_decide_what_is_credited(run, credited, catalogue):
+    results = evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)
+    assert {c for c in SCAN_CONTROLS if results[c].status == "pass"} == credited
+
+
+@pytest.mark.parametrize("run, control", [
+    ("mvn org.owasp:dependency-check-maven:9.0.9:check", "dependency_scanning"),
+    ("mvn -B org.sonatype.ossindex.maven:ossindex-maven-plugin:3.2.0:audit", "dependency_scanning"),
+    ("mvn org.sonatype.ossindex.maven:ossindex-maven-plugin:audit", "dependency_scanning"),
+])
+def test_a_maven_plugin_goal_written_with_its_coordinates_is_found_by_plugin_and_goal(run, control, catalogue):
+    assert evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)[control].status == "pass"
