@@ -2,7 +2,7 @@
 
 A multi-line `run` is several commands; `&&`, `||`, `;`, `|` and `&` separate commands too; comments and
 line continuations disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c '...'`, `npx`, `yarn dlx`,
-`pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `go run pkg@v`, `java -jar`, coverage tools
+`pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `bash script.sh`, `python script.py`, `go run pkg@v`, `java -jar`, coverage tools
 (`coverage run -m`, `nyc`, `c8`), `xvfb-run`, `docker run IMAGE`, `docker exec CONTAINER` and
 `docker compose run|exec SERVICE` are unwrapped, so the command they run is what rules see.  A project script
 given a known program and its arguments (`./project.rb gradle dependencyCheckAnalyze`, `./with-env.sh npm test`)
@@ -120,6 +120,11 @@ def _skip_options(words: list[str], start: int, with_value: set[str]) -> int:
     return i
 
 
+def _runs_script_file(words: list[str]) -> bool:
+    i = _skip_options(words, 1, set())
+    return i < len(words) and bool(_SCRIPT.match(words[i].rsplit("/", 1)[-1]))
+
+
 def _runs_in_container(head: str, words: list[str]) -> bool:
     if head == "docker-compose":
         return len(words) > 2 and words[1] in ("run", "exec")
@@ -209,6 +214,9 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
             return _fetched_script(url, words[3:], programs)
         elif head in _SHELLS and len(words) > 2 and words[1].startswith("-") and "c" in words[1]:
             return commands(words[2], depth + 1, programs=programs) if depth < MAX_NESTING else []
+        elif (head in _SHELLS or _PYTHONS.match(head)) and _runs_script_file(words):
+            # `bash -e ./ci/run-tests.sh`, `python3 runtests.py`: the interpreter runs the script, which is the command
+            words = words[_skip_options(words, 1, set()):]
         elif head in _DIRECT_RUNNERS:
             i = _skip_options(words, 1, {"-p", "--package"})
             words = words[i:]

@@ -295,6 +295,33 @@ def test_tests_run_through_a_wrapper_or_in_a_container_are_automated_tests(comma
     assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.runner-command"
 
 
+@pytest.mark.parametrize("command", [
+    # each runner's own documented test command
+    "python setup.py test", "python3 runtests.py", "bash -e ./ci/run-tests.sh", "trial mypackage", "robot tests/",
+    "hatch test", "npm run cy:run", "yarn jest --ci", "pnpm -r test", "pnpm --filter ./packages/** test",
+    "yarn workspaces foreach -A run test", "npx nx run-many --target=test", "nx affected -t lint,test", "richgo test ./...",
+    "cargo tarpaulin --out Xml", "cargo llvm-cov --lcov", "clojure -M:test", "rebar3 eunit", "rebar3 ct", "composer test",
+    "composer run-script test", "vendor/bin/codecept run", "vendor/bin/behat", "cmake --build build --target test",
+    "meson test -C build", "ninja -C build test", "R CMD check .", "julia --project -e 'using Pkg; Pkg.test()'",
+    "npx elm-test", "busted", "prove -lr t", "forge test", "npx hardhat test", "truffle test", "terraform test",
+    "shellspec", "kitchen test", "molecule test", "helm unittest chart/", "ember test", "react-scripts test --watchAll=false",
+    "vue-cli-service test:unit", "ant test", "container-structure-test test --image app --config t.yaml",
+    "mage test", "task test", "just test", "earthly +test", "dagger call test", "inv test", "spin test",
+    "script/cibuild", "script/test",
+])
+def test_documented_test_runners_run_the_test_suite(command, catalogue):
+    result = run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.runner-command"
+
+
+@pytest.mark.parametrize("command", [
+    "terraform workspace select test", "yarn add jest", "npm install --save-dev mocha", "helm upgrade app ./chart --set env=test",
+    "test -f build/app.jar", "k6 run load.js", "composer install", "task deploy", "bash ./scripts/deploy.sh test",
+])
+def test_commands_that_only_mention_tests_do_not_run_a_test_suite(command, catalogue):
+    assert run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"].status == "fail"
+
+
 _ORB_REPOSITORY = """
     version: 2.1
     parameters:

@@ -117,7 +117,7 @@ def test_a_project_script_given_a_known_program_runs_that_program_too(run, expec
     ("bash -c 'curl -o g.sh https://vendor.example/gitleaks.sh && ./g.sh'",
      [("curl", "-o", "g.sh", "https://vendor.example/gitleaks.sh"), ("g.sh",)]),
     # a shell given a script file after a pipe runs that file, not what was piped in
-    ("curl -s https://vendor.example/gitleaks.sh | bash ./local.sh", [("curl", "-s", "https://vendor.example/gitleaks.sh"), ("bash", "./local.sh")]),
+    ("curl -s https://vendor.example/gitleaks.sh | bash ./local.sh", [("curl", "-s", "https://vendor.example/gitleaks.sh"), ("local.sh",)]),
 ])
 def test_a_script_fetched_and_run_by_a_shell_is_read_by_its_file_name(run, expected):
     assert [c.argv for c in commands(run, programs=frozenset({"gitleaks", "trivy"}))] == expected
