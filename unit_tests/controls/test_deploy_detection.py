@@ -2,6 +2,8 @@
 named release) only together, and never a job that only notifies, caches or uploads reports."""
 import textwrap
 
+import pytest
+
 from source_circleci_ccm.controls import evaluate_config
 
 ORBS = """
@@ -357,3 +359,40 @@ def test_a_deploy_command_in_a_job_that_persists_its_outputs_is_still_a_deploy(c
              " {persist_to_workspace: {root: ., paths: [outputs.env]}}]")
     deploy = _deploy_alone("infrastructure", steps, catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.commands"
+
+
+@pytest.mark.parametrize("command", [
+    # each tool's documented deploy or publish call
+    "terragrunt run-all apply", "flux reconcile kustomization app", "aws elasticbeanstalk update-environment --environment-name e",
+    "az functionapp deployment source config-zip -g g -n n --src f.zip", "az acr build --registry r --image app .",
+    "ko apply -f config/", "yarn npm publish", "sbt +publishSigned sonatypeBundleRelease", "lein deploy clojars",
+    "mix hex.publish --yes", "bundle exec fastlane beta", "fastlane pilot upload", "jf rt u dist/ repo/",
+    "ansible-playbook -i inventory/prod deploy.yml", "bundle exec cap production deploy", "npx wrangler deploy",
+    "mkdocs gh-deploy --force", "ghp-import -n -p -f site", "helm push chart.tgz oci://registry/charts", "crane push image.tar repo/app",
+    "skopeo copy docker-archive:app.tar docker://repo/app", "gcloud builds submit --tag gcr.io/p/app", "copilot svc deploy --env prod",
+    "ecs-deploy -c cluster -n service -i image", "doctl apps create-deployment $APP_ID", "kamal deploy", "nomad job run app.nomad",
+    "eas submit -p ios", "firebase appdistribution:distribute app.apk --app $APP", "snapcraft upload --release=stable app.snap",
+])
+def test_documented_deploy_and_publish_commands_make_a_job_a_deploy(command, catalogue):
+    deploy = _deploy_alone("build", f"[checkout, {{run: {command!r}}}]", catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.commands"
+
+
+@pytest.mark.parametrize("command", [
+    "ansible-playbook --check -i inventory/prod deploy.yml", "ko build --push=false ./cmd/app", "sbt publishLocal",
+    "fastlane test", "nomad job validate app.nomad", "flux check", "crane digest repo/app", "helm repo add charts https://x",
+])
+def test_checking_building_or_reading_with_a_deploy_tool_is_not_a_deploy(command, catalogue):
+    assert _deploy_alone("build", f"[checkout, {{run: {command!r}}}]", catalogue).status == "not_applicable"
+
+
+@pytest.mark.parametrize("command", [
+    "rsync -avz --delete public/ deploy@www.example.org:/var/www/site",
+    "ssh deploy@app.example.org 'cd app && git pull && sudo systemctl restart app'",
+])
+def test_copying_to_or_restarting_on_a_remote_host_is_a_deploy_signal_that_needs_another(command, catalogue):
+    steps = f"[checkout, {{run: {command!r}}}]"
+    assert _deploy_alone("sync", steps, catalogue).status == "not_applicable"
+    deploy = _deploy_alone("deploy-site", steps, catalogue)
+    assert deploy.status == "pass"
+    assert {s["rule_id"] for s in deploy.evidence[0]["signals"]} == {"deploy.job-name", "deploy.remote-host"}
