@@ -25,6 +25,7 @@ class Hit:
     matched: str
 
 
+_MAX_NAME_WORDS = 3  # the longest tool name a step, job or orb name is read for (`owasp dependency check`)
 _NO_SUBCOMMAND = object()  # the call names none of a tool's subcommands (unlike one mapped to None: no scan)
 
 
@@ -59,8 +60,10 @@ class Tool:
         return {self.control, *self.subcommands.values(), *by_options, *self.sources.values(), *by_orbs} - {None}
 
     def words(self) -> set[str]:
-        """Single words that name this tool (`gitleaks`, `twistlock`): its id, programs and `names`."""
-        return {w for w in (self.id, *self.executables, *self.names) if _WORD.fullmatch(w.lower())}
+        """What names this tool in a step, job or orb name: its id and programs when a single word (`gitleaks`),
+        and its `names`, which may be several words (`bundle-audit` is the words `bundle audit`)."""
+        single = {w.lower() for w in (self.id, *self.executables) if _WORD.fullmatch(w.lower())}
+        return single | {" ".join(_WORD.findall(n.lower())) for n in self.names}
 
     def controls_for(self, args: tuple[str, ...], not_scanning: frozenset[str]) -> set[str]:
         """What calling this tool with ``args`` scans (nothing for `--help`, `install` and the like)."""
@@ -152,7 +155,7 @@ class KnowledgeBase:
     def __post_init__(self) -> None:
         for tool in self.tools:
             for word in tool.words():
-                self._by_word.setdefault(word.lower(), []).append(tool)
+                self._by_word.setdefault(word, []).append(tool)
             for exe in tool.executables:
                 self._by_executable.setdefault(exe.lower(), []).append(tool)
             for image in tool.images:
@@ -234,11 +237,12 @@ class KnowledgeBase:
         if self.names_set_up(name) or (scan_word_needed and not self.scan_words.intersection(words)):
             return []
         hits = []
-        for i, word in enumerate(words):
-            for tool in self._by_word.get(word, ()):
-                control = tool.control_in_name(words[i + 1:])
-                if control:
-                    hits.append(Hit(tool.id, control, name))
+        for i in range(len(words)):
+            for n in range(1, _MAX_NAME_WORDS + 1):
+                for tool in self._by_word.get(" ".join(words[i:i + n]), ()) if i + n <= len(words) else ():
+                    control = tool.control_in_name(words[i + n:])
+                    if control:
+                        hits.append(Hit(tool.id, control, name))
         return hits
 
     def orb_hits(self, orb: str, orb_ref: str) -> list[Hit]:

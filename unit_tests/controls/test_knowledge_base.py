@@ -166,3 +166,22 @@ def test_options_and_sources_that_choose_a_scan_decide_what_is_credited(run, cre
 ])
 def test_a_maven_plugin_goal_written_with_its_coordinates_is_found_by_plugin_and_goal(run, control, catalogue):
     assert evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)[control].status == "pass"
+
+
+@pytest.mark.parametrize("orb, job, control", [
+    ("acme/bundler-audit", "check", "dependency_scanning"),  # the orb's name says the tool in words of its program
+    ("acme/owasp-dependency-check", "scan", "dependency_scanning"),
+    ("acme/detect-secrets", "run", "secret_scanning"),
+])
+def test_a_third_party_orb_named_for_a_tool_of_several_words_credits_its_scan(orb, job, control, catalogue):
+    config = _config("[checkout]", job_key=f"vendor/{job}", orbs=f"orbs: {{vendor: {orb}@1.0.0}}")
+    assert evaluate_config(config, catalogue)[control].status == "pass"
+
+
+@pytest.mark.parametrize("name, credited", [
+    ("Run bundle-audit", True), ("Bundler audit check", True), ("Audit the bundle", False),  # the words in the tool's order
+    ("Install bundle-audit", False),
+])
+def test_an_opaque_step_named_for_a_tool_of_several_words_credits_it(name, credited, catalogue):
+    results = evaluate_config(_config(f"[{{run: {{name: {name}, command: make deps-check}}}}]"), catalogue)
+    assert (results["dependency_scanning"].status == "pass") is credited
