@@ -5,7 +5,7 @@ becomes a ``WorkflowJob`` (a node of its workflow's ``requires`` graph) with a
 list of ``Unit``s: the job itself (name, orb job, parameters, contexts) and the
 steps it runs (local ``commands`` expanded, orb commands kept as references).
 Works on source configs (orbs not expanded) and compiled ones (steps inlined): what CircleCI resolves when
-it compiles a config is resolved here too (`<<:` merges and aliases by the YAML loader; reusable commands,
+it compiles a config is resolved here too (`<<:` merges and aliases by the YAML loader; reusable commands, inline orbs,
 job and pipeline parameters, matrix jobs, `when`/`unless` with conditions known from parameters), so a
 source config and its compiled form give the same units.  `run` commands are read as a shell reads them
 (shell.py).
@@ -23,6 +23,7 @@ T = TypeVar("T")
 MAX_COMMAND_DEPTH = 20
 MAX_UNITS_PER_JOB = 5000
 MAX_MATRIX_JOBS = 256
+MAX_INLINE_ORB_DEPTH = 4  # inline orbs within inline orbs: real configs nest one deep
 # Commands read per config: real configs have a few thousand; past this a hostile one is not read further
 # (the model says so, and controls not found become `unknown`), which keeps evaluation linear and bounded.
 MAX_COMMANDS = 50_000
@@ -79,7 +80,6 @@ class WorkflowJob:
     params: dict
     contexts: list[str]
     filters: Any
-    defined: bool
     alias: str = ""  # matrix expansions: the name `requires` uses for all of them (CircleCI's `alias`)
     units: list[Unit] = field(default_factory=list)
 
@@ -204,19 +204,46 @@ def _defaults(definition: Any) -> dict:
     return out
 
 
+@dataclass
+class _Namespace:
+    """The jobs, commands and executors a reference can name from where it is written: the config's own, or an
+    inline orb's (an `orbs:` entry that is a definition, not `org/name@version`), whose elements the config names
+    `alias/element` and the orb itself names without its alias."""
+
+    path: str  # where its definitions are: "" for the config, `orbs.ALIAS.` for an inline orb
+    jobs: dict
+    commands: dict
+    executors: dict
+    orbs: dict[str, str]  # alias -> registry name of each orb it imports
+    orb_versions: dict[str, str]
+    inline: dict[str, "_Namespace"]
+
+    def lookup(self, kind: str, ref: str) -> tuple[dict, "_Namespace"] | None:
+        """The job, command or executor ``ref`` names, with the namespace it is defined in; None when it is a
+        registry orb's or nothing's.  A compiled config keeps inline orbs' jobs under `alias/job` keys of its own."""
+        definition = getattr(self, kind).get(ref)
+        if isinstance(definition, dict):
+            return definition, self
+        alias, slash, rest = ref.partition("/")
+        inner = self.inline.get(alias) if slash else None
+        return inner.lookup(kind, rest) if inner else None
+
+    def orb_of(self, ref: str) -> tuple[str | None, str | None]:
+        """The registry orb (name, version) an `alias/element` reference calls, through inline orbs' imports."""
+        alias, slash, rest = ref.partition("/")
+        if slash and alias in self.inline and "/" in rest:
+            return self.inline[alias].orb_of(rest)
+        return self.orbs.get(alias), self.orb_versions.get(alias)
+
+
 class _Builder:
     def __init__(self, data: dict, programs: frozenset[str]):
         self.data = data
         self.programs = programs
-        orbs = data.get("orbs") if isinstance(data.get("orbs"), dict) else {}
-        self.orbs = {str(a): _orb_name(v, str(a)) for a, v in orbs.items()}
-        self.jobs = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
         self.pipeline_params = _defaults(data)
-        # `tools: org/tools@<< pipeline.parameters.dev-orb-version >>` pins the version a trigger passes in
-        self.orb_versions = {str(a): self._subst(v.split("@", 1)[1].strip(), {})
-                             for a, v in orbs.items() if isinstance(v, str) and "@" in v}
-        self.commands = data.get("commands") if isinstance(data.get("commands"), dict) else {}
-        self.executors = data.get("executors") if isinstance(data.get("executors"), dict) else {}
+        self.root = self._namespace(data, "", 0)
+        self.orbs = self.root.orbs
+        self.jobs = self.root.jobs
         self.commands_left = MAX_COMMANDS
         self.jobs_left = MAX_WORKFLOW_JOBS
         self.truncated = ""
@@ -242,15 +269,24 @@ class _Builder:
             return m.group(0) if value is None or isinstance(value, (dict, list)) else str(value)
         return _PARAM_RE.sub(param, text)
 
-    def _orb_of(self, ref: str) -> str | None:
-        alias = ref.split("/", 1)[0]
-        return self.orbs.get(alias)
-
-    def _orb_version_of(self, ref: str) -> str | None:
-        return self.orb_versions.get(ref.split("/", 1)[0])
+    def _namespace(self, data: dict, path: str, depth: int) -> _Namespace:
+        def section(key: str) -> dict:
+            return data.get(key) if isinstance(data.get(key), dict) else {}
+        orbs = section("orbs")
+        inline = {str(a): self._namespace(v, f"{path}orbs.{a}.", depth + 1)
+                  for a, v in orbs.items() if isinstance(v, dict) and depth < MAX_INLINE_ORB_DEPTH}
+        return _Namespace(
+            path=path, jobs=section("jobs"), commands=section("commands"), executors=section("executors"),
+            orbs={str(a): _orb_name(v, str(a)) for a, v in orbs.items()},
+            # `tools: org/tools@<< pipeline.parameters.dev-orb-version >>` pins the version a trigger passes in
+            orb_versions={str(a): self._subst(v.split("@", 1)[1].strip(), {})
+                          for a, v in orbs.items() if isinstance(v, str) and "@" in v},
+            inline=inline)
 
     # -- steps -------------------------------------------------------------
-    def _steps(self, steps: Any, base: str, wj: WorkflowJob, scope: dict, out: list[Unit], depth: int):
+    def _steps(self, steps: Any, base: str, wj: WorkflowJob, scope: dict, out: list[Unit], depth: int,
+               ns: _Namespace | None = None):
+        ns = ns or self.root
         if depth > MAX_COMMAND_DEPTH:
             return
         for i, step in enumerate(_as_list(steps)):
@@ -281,23 +317,24 @@ class _Builder:
             elif name in ("when", "unless") and isinstance(args, dict):
                 holds = _truth(args.get("condition"), lambda text: self._subst_job(text, scope))
                 if holds is None or holds == (name == "when"):  # unknown until run time: it may run
-                    self._steps(args.get("steps"), f"{where}.{name}.steps", wj, scope, out, depth + 1)
+                    self._steps(args.get("steps"), f"{where}.{name}.steps", wj, scope, out, depth + 1, ns)
             elif name == "steps" and isinstance(args, str):
                 m = _PARAM_RE.fullmatch(args.strip())
                 if m and isinstance(scope.get(m.group(1)), list):
-                    self._steps(scope[m.group(1)], f"{where}.steps", wj, scope, out, depth + 1)
-            elif name in self.commands and isinstance(self.commands[name], dict):
-                definition = self.commands[name]
+                    self._steps(scope[m.group(1)], f"{where}.steps", wj, scope, out, depth + 1, ns)
+            elif command := ns.lookup("commands", name):
+                definition, home = command
                 inner = dict(_defaults(definition))
                 if isinstance(args, dict):
                     inner.update({str(k): self._resolve_value(v, scope) for k, v in args.items()})
-                self._steps(definition.get("steps"), f"commands.{name}.steps", wj, inner, out, depth + 1)
+                self._steps(definition.get("steps"), f"{home.path}commands.{name.rsplit('/', 1)[-1]}.steps", wj, inner,
+                            out, depth + 1, home)
             elif "/" in name:
                 params = {str(k): self._resolve_value(v, scope) for k, v in args.items()} if isinstance(args, dict) else {}
                 step_name = params.get("name") if isinstance(params.get("name"), str) else None
+                orb, orb_version = ns.orb_of(name)
                 out.append(Unit(where=where, step=step_name, step_index=len(out), step_type="orb_command",
-                                orb=self._orb_of(name), orb_version=self._orb_version_of(name), orb_ref=name,
-                                params=params, **common))
+                                orb=orb, orb_version=orb_version, orb_ref=name, params=params, **common))
             else:
                 step_name = args.get("name") if isinstance(args, dict) and isinstance(args.get("name"), str) else None
                 out.append(Unit(where=where, step=step_name, step_index=len(out), step_type=name, **common))
@@ -312,12 +349,13 @@ class _Builder:
             self.truncated = f"the configuration runs more than {MAX_COMMANDS} commands; the rest were not read"
         return read
 
-    def _image(self, definition: dict) -> str | None:
+    def _image(self, definition: dict, ns: _Namespace) -> str | None:
         """The primary image a job runs in: its own `docker:` or its named executor's."""
         executor = definition.get("executor")
         if isinstance(executor, dict):
             executor = executor.get("name")
-        source = self.executors.get(executor) if isinstance(executor, str) else definition
+        named = ns.lookup("executors", executor) if isinstance(executor, str) else None
+        source = named[0] if named else definition
         docker = source.get("docker") if isinstance(source, dict) else None
         first = docker[0] if isinstance(docker, list) and docker else None
         image = first.get("image") if isinstance(first, dict) else None
@@ -383,8 +421,7 @@ class _Builder:
         extra.update(values)
         wj = WorkflowJob(
             workflow=workflow, index=index, key=key, name=name, requires=requires, type=params.get("type"),
-            params=extra, contexts=contexts, filters=params.get("filters"), defined=key in self.jobs,
-            alias=alias,
+            params=extra, contexts=contexts, filters=params.get("filters"), alias=alias,
         )
         self._units(wj)
         return wj
@@ -394,22 +431,22 @@ class _Builder:
             wj.units.append(Unit(where=wj.where, job=wj.name, job_key=wj.key, is_job=True,
                                  params=wj.params, contexts=wj.contexts))
             return
-        orb = self._orb_of(wj.key) if "/" in wj.key else None
+        found = self.root.lookup("jobs", wj.key)
+        orb, orb_version = self.root.orb_of(wj.key) if "/" in wj.key else (None, None)
         wj.units.append(Unit(where=wj.where, job=wj.name, job_key=wj.key, is_job=True,
-                             orb=orb, orb_version=self._orb_version_of(wj.key) if orb else None,
-                             orb_ref=wj.key if "/" in wj.key else None,
+                             orb=orb, orb_version=orb_version, orb_ref=wj.key if "/" in wj.key else None,
                              params=wj.params, contexts=wj.contexts, refs=_refs(wj.filters)))
-        definition = self.jobs.get(wj.key)
-        if orb and not isinstance(definition, dict):
+        if orb and not found:
             # An orb job's own steps are not in the config, but the steps the config hands it are (a `steps`
             # parameter, `pre-steps`, `post-steps`): they run in that job.
             for param, value in wj.params.items():
                 if _is_step_list(value):
                     self._steps(value, f"{wj.where}.{param}", wj, {}, wj.units, 0)
             return
-        if not isinstance(definition, dict):
+        if not found:
             return
-        wj.units[0].image = self._image(definition)
+        definition, home = found
+        wj.units[0].image = self._image(definition, home)
         # A job invoked again with the same parameters (by another workflow, or under another name) runs the
         # same steps: they are read once and copied, which keeps a config of many invocations linear and cheap.
         invocation = (wj.key, repr(wj.params))
@@ -425,7 +462,8 @@ class _Builder:
         pre, post = wj.params.get("pre-steps"), wj.params.get("post-steps")
         if _is_step_list(pre):
             self._steps(pre, f"{wj.where}.pre-steps", wj, {}, wj.units, 0)
-        self._steps(definition.get("steps"), f"jobs.{wj.key}.steps", wj, scope, wj.units, 0)
+        self._steps(definition.get("steps"), f"{home.path}jobs.{wj.key.rsplit('/', 1)[-1] if home.path else wj.key}.steps",
+                    wj, scope, wj.units, 0, home)
         if _is_step_list(post):
             self._steps(post, f"{wj.where}.post-steps", wj, {}, wj.units, 0)
         self._steps_read[invocation] = wj.units[1:]

@@ -182,3 +182,79 @@ def test_requires_on_the_filled_in_names_of_a_matrix_reach_the_expansions_and_th
     first_unit_test = workflow.first_upstream(lambda job: job.name if job.key == "unit" else None)
     assert first_unit_test[-1] == "Unit tests (linux)"
     assert evaluate_config(MATRIX_NAMED_BY_VALUES, catalogue)["tests_before_deploy"].status == "pass"
+
+
+INLINE_ORB_SOURCE = textwrap.dedent("""
+    version: 2.1
+    orbs:
+      ci:
+        orbs:
+          aws-cli: circleci/aws-cli@4.1
+        executors:
+          python: {docker: [{image: cimg/python:3.12}]}
+        commands:
+          unit-tests:
+            parameters: {enabled: {type: boolean, default: true}}
+            steps:
+              - when:
+                  condition: << parameters.enabled >>
+                  steps: [{run: python -m pytest}]
+        jobs:
+          build:
+            executor: python
+            parameters: {unit_test: {type: boolean, default: true}}
+            steps:
+              - checkout
+              - aws-cli/setup
+              - unit-tests: {enabled: << parameters.unit_test >>}
+              - run: docker push registry.example/app:latest
+          scan:
+            executor: python
+            steps: [{run: trivy image registry.example/app:latest}]
+    workflows:
+      main:
+        jobs:
+          - ci/build
+          - ci/scan: {requires: [ci/build]}
+""")
+
+INLINE_ORB_COMPILED = textwrap.dedent("""
+    version: 2
+    jobs:
+      ci/build:
+        docker: [{image: cimg/python:3.12}]
+        steps:
+          - checkout
+          - run: {name: Install AWS CLI, command: ./install-aws-cli.sh}
+          - run: {command: python -m pytest}
+          - run: {command: docker push registry.example/app:latest}
+      ci/scan:
+        docker: [{image: cimg/python:3.12}]
+        steps: [{run: {command: trivy image registry.example/app:latest}}]
+    workflows:
+      version: 2
+      main:
+        jobs:
+          - ci/build
+          - ci/scan: {requires: [ci/build]}
+""")
+
+
+def test_an_inline_orbs_jobs_commands_and_executors_are_read_as_circleci_compiles_them(catalogue):
+    from_source = evaluate_config(INLINE_ORB_SOURCE, catalogue)
+    from_compiled = evaluate_config(INLINE_ORB_COMPILED, catalogue)
+    assert {c: r.status for c, r in from_source.items()} == {c: r.status for c, r in from_compiled.items()}
+    assert from_source["automated_tests"].status == "pass"
+    assert from_source["automated_tests"].evidence[0]["where"] == "orbs.ci.commands.unit-tests.steps[0].when.steps[0].run"
+    assert from_source["image_scanning"].status == "pass" and from_source["tests_before_deploy"].status == "pass"
+
+
+def test_an_inline_orb_job_told_to_skip_its_tests_runs_none(catalogue):
+    config = INLINE_ORB_SOURCE.replace("- ci/build\n", "- ci/build: {unit_test: false}\n")
+    assert evaluate_config(config, catalogue)["automated_tests"].status == "fail"
+
+
+def test_an_inline_orbs_own_registry_orb_is_named_for_its_commands():
+    [workflow] = build_model(yaml.safe_load(INLINE_ORB_SOURCE)).workflows
+    setup = next(u for u in workflow.jobs[0].units if u.orb_ref == "aws-cli/setup")
+    assert (setup.orb, setup.orb_version) == ("circleci/aws-cli", "4.1")
