@@ -15,6 +15,8 @@ from .shell import Command, image_name
 
 TOOL_FIELDS = {"id", "docs", "control", "executables", "subcommands", "options", "sources", "images", "orbs", "tasks", "names"}
 _WORD = re.compile(r"[a-z0-9]+")  # one letter or digit class repeated: linear
+_DOWNLOADERS = {"curl": {"-o", "--output"}, "wget": {"-O", "--output-document"}}  # program -> its output-file options
+_NAME_PART_END = re.compile(r"[-_.]|$")  # where a downloaded file's name may end before its platform or version
 _PACKAGE_VERSION = re.compile(r"[@=<>~!\[]")  # where a package name ends and its version or extras begin
 
 
@@ -173,6 +175,8 @@ class KnowledgeBase:
         --locked cargo-deny`, `go install github.com/securego/gosec/v2/cmd/gosec@latest`); None when it installs
         nothing (it is no package manager's install)."""
         subcommands = self.installers.get(command.argv[0].lower())
+        if command.argv[0] in _DOWNLOADERS:
+            return self._downloaded(command) or None
         if not subcommands:
             return None
         positional = [a.lower() for a in command.argv[1:] if not a.startswith("-")]
@@ -184,6 +188,20 @@ class KnowledgeBase:
             name = _PACKAGE_VERSION.split(package.rsplit("/", 1)[-1], 1)[0]  # path, `@v1`, `==1.7`, `[toml]` off
             tools.extend(t for t in self._by_executable.get(name, ()) if t.control and t not in tools)
         return tools
+
+    def _downloaded(self, command: Command) -> list[Tool]:
+        """Scanners a release download saves (`curl -L URL -o /usr/local/bin/clair-scanner`, `wget -O tfsec URL`,
+        `curl -LO .../gitleaks_8.18_linux_x64.tar.gz`): the saved file's name, less platform and version suffixes."""
+        args = command.argv[1:]
+        output = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in _DOWNLOADERS[command.argv[0]]), None)
+        if output is None:
+            output = next((a for a in args if a.startswith(("https://", "http://"))), "")
+        name = output.split("?", 1)[0].rsplit("/", 1)[-1].lower()
+        for end in [m.start() for m in _NAME_PART_END.finditer(name)][::-1]:
+            tools = [t for t in self._by_executable.get(name[:end], ()) if t.control]
+            if tools:
+                return tools
+        return []
 
     def programs(self) -> frozenset[str]:
         """Every program the knowledge base names: scanners' executables and the build tools that run tasks."""

@@ -95,3 +95,24 @@ def test_a_scanner_installed_where_no_name_says_scan_is_not_credited_for_a_later
 def test_the_other_scans_of_a_step_credited_from_its_installed_scanner_stay_unknown(catalogue):
     results = evaluate_config(_config("Run security scan", "pip3 install bandit\\nmake scan"), catalogue)
     assert {c for c in SCAN_CONTROLS if results[c].status == "unknown"} == set(SCAN_CONTROLS) - {"sast"}
+
+
+@pytest.mark.parametrize("download", [
+    "sudo curl -L https://github.com/arminc/clair-scanner/releases/download/v8/clair-scanner_linux_amd64 -o /usr/local/bin/clair-scanner",
+    "curl -sSfLO https://github.com/aquasecurity/trivy/releases/download/v0.50.0/trivy_0.50.0_Linux-64bit.tar.gz",
+])
+def test_a_scanner_release_downloaded_in_a_job_named_for_its_scan_then_run_opaquely_passes(download, catalogue):
+    steps = f"[checkout, {{run: {{name: Install the scanner, command: {download!r}}}}}, {{run: make ci-scan-vulnerability}}]"
+    result = evaluate_config(_job_config("scan-vulnerability", steps), catalogue)["image_scanning"]
+    assert result.status == "pass" and result.evidence[0]["how"] == INSTALLED_THEN_OPAQUE
+
+
+def test_a_download_that_saves_no_scanner_is_not_an_install(catalogue):
+    steps = "[checkout, {run: curl -L https://example.org/tool.tgz -o tool.tgz}, {run: make ci-scan-vulnerability}]"
+    assert evaluate_config(_job_config("scan-vulnerability", steps), catalogue)["image_scanning"].status != "pass"
+
+
+@pytest.mark.parametrize("command", ["python3 aws_ecr_scan_results.py --tag $TAG", "./scripts/check_ecr_scan_findings.sh app"])
+def test_a_script_named_for_reading_a_registrys_image_scan_findings_is_an_image_scan(command, catalogue):
+    result = evaluate_config(_config("Check ECR Scan Results", command), catalogue)["image_scanning"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "image.registry-scan-findings-script"
