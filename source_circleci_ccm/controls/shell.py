@@ -6,7 +6,8 @@ line continuations disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c 
 (`coverage run -m`, `nyc`, `c8`), `xvfb-run`, `docker run IMAGE`, `docker exec CONTAINER` and
 `docker compose run|exec SERVICE` are unwrapped, so the command they run is what rules see.  A project script
 given a known program and its arguments (`./project.rb gradle dependencyCheckAnalyze`, `./with-env.sh npm test`)
-runs that program too, and `$CARGO audit` runs cargo when the caller knows the program.  A script fetched and run
+runs that program too, and `$CARGO audit` runs cargo when the caller knows the program.  `eval` runs its text, with
+the variables the step set before it filled in (`CMD="safety check"; eval "$CMD"`).  A script fetched and run
 by a shell (`bash <(curl URL)`, `sh -c "$(curl URL)"`, `curl URL | bash`) is read by its file name.  Tokenising is
 one pass of a regex whose alternatives start with different characters and never backtrack, so it is linear in
 the text.
@@ -26,6 +27,7 @@ _TOKEN = re.compile(
 )
 _UNQUOTE = re.compile(r"""'([^']*)'?|"((?:[^"\\]|\\[\s\S]?)*)"?|\\([\s\S]?)""")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # `$CARGO`, `${NPM}`: a variable holding a program (Make's convention, `export CARGO=$(rustup which cargo)`)
 _VARIABLE = re.compile(r"\$\{?([A-Za-z][A-Za-z0-9]*)\}?")
 # Programs that only print, wait or exit: a step of nothing else neither deploys, tests nor scans.
@@ -120,6 +122,13 @@ def _skip_options(words: list[str], start: int, with_value: set[str]) -> int:
     return i
 
 
+def _program_name(word: str) -> str:
+    """The program a command word runs: its base name, less the version a package runner was given
+    (`npx snyk@1.1290 test`, `pnpm dlx pnpm@9 audit`, `npx @cyclonedx/cyclonedx-npm@1`)."""
+    name = word.rsplit("/", 1)[-1]
+    return name.split("@", 1)[0] if "@" in name[1:] and not name.startswith("$") else name
+
+
 def _runs_script_file(words: list[str]) -> bool:
     i = _skip_options(words, 1, set())
     return i < len(words) and bool(_SCRIPT.match(words[i].rsplit("/", 1)[-1]))
@@ -192,7 +201,7 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
     while words:
         if words[0].startswith("$"):
             words = [_program_in_variable(words[0], programs) or words[0]] + words[1:]
-        head = words[0].rsplit("/", 1)[-1]
+        head = _program_name(words[0])
         if _ASSIGNMENT.match(words[0]):
             words = words[1:]
         elif head in _PREFIXES:
@@ -270,14 +279,33 @@ def commands(text: str, depth: int = 0, limit: int | None = None,
     that is a variable named for one of ``programs`` (or a wrapper this reader knows) runs that program."""
     out: list[Command] = []
     previous: list[str] = []
+    assigned: dict[str, str] = {}  # shell variables set so far: what `eval "$CMD"` runs
     for words, piped in _split(text, limit):
         url = _fetched_url(previous) if piped else None
         head = words[0].rsplit("/", 1)[-1]
+        _remember_assignments(words, assigned)
         if url and head in _SHELLS and not any(not w.startswith("-") for w in words[1:words.index("--")
                                                                                 if "--" in words else None]):
             # `curl URL | bash [-s -- args]`: the shell runs the fetched script with the arguments after `--`
             out.extend(_fetched_script(url, words[words.index("--") + 1:] if "--" in words else [], programs))
+        elif head == "eval" and len(words) > 1 and depth < MAX_NESTING:
+            # `eval "$command"`, `eval "trivy image $IMG"`: the shell runs the text, variables it set filled in
+            # (the text read gets no variables of its own: one level, so a hostile step cannot multiply itself)
+            line = " ".join(assigned.get(_VARIABLE.fullmatch(w).group(1), w) if _VARIABLE.fullmatch(w) else w
+                            for w in words[1:])
+            out.extend(commands(line, depth + 1, None if limit is None else limit - len(out), programs))
         else:
             out.extend(_unwrap(words, depth, programs))
         previous = words
+        if limit is not None and len(out) >= limit:
+            return out[:limit]
     return out
+
+
+def _remember_assignments(words: list[str], assigned: dict[str, str]) -> None:
+    """`NAME=value` alone or after `export`/`local`/`readonly`/`declare` sets a variable (`A=1 cmd` does not)."""
+    start = 1 if words[0] in ("export", "local", "readonly", "declare") else 0
+    if all(_ASSIGNMENT.match(w) for w in words[start:]):
+        for word in words[start:]:
+            name, _, value = word.partition("=")
+            assigned[name] = value

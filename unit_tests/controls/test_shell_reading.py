@@ -121,3 +121,28 @@ def test_a_project_script_given_a_known_program_runs_that_program_too(run, expec
 ])
 def test_a_script_fetched_and_run_by_a_shell_is_read_by_its_file_name(run, expected):
     assert [c.argv for c in commands(run, programs=frozenset({"gitleaks", "trivy"}))] == expected
+
+
+@pytest.mark.parametrize("run, expected", [
+    ('export command="safety check -r requirements.txt $ignores"\neval $command',
+     [("export", "command=safety check -r requirements.txt $ignores"), ("safety", "check", "-r", "requirements.txt", "$ignores")]),
+    ("SCAN='gitleaks detect'; eval \"$SCAN\"", [("gitleaks", "detect")]),
+    ('eval "trivy image app:1"', [("trivy", "image", "app:1")]),
+    ("eval $NEVER_SET", [("$NEVER_SET",)]),
+])
+def test_eval_runs_its_text_with_the_variables_the_step_set(run, expected):
+    assert [c.argv for c in commands(run)] == expected
+
+
+def test_eval_reads_one_level_so_a_step_cannot_multiply_itself():
+    run = "A='eval $A; eval $A'; eval $A"
+    assert [c.argv for c in commands(run)] == [("$A",), ("$A",)]
+
+
+@pytest.mark.parametrize("run, expected", [
+    ("pnpm dlx --config.x=0 pnpm@11.0.0-rc.1 audit --audit-level=critical", [("pnpm", "audit", "--audit-level=critical")]),
+    ("npx snyk@1.1290.0 test", [("snyk", "test")]),
+    ("npx @cyclonedx/cyclonedx-npm@1 --output-file bom.json", [("cyclonedx-npm", "--output-file", "bom.json")]),
+])
+def test_a_package_runners_program_is_named_without_the_version_it_was_given(run, expected):
+    assert [c.argv for c in commands(run)] == expected
