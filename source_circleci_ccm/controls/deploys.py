@@ -12,7 +12,7 @@ and a deploy the job tears down again (`terraform apply` ... `terraform destroy`
 """
 from __future__ import annotations
 
-from .catalogue import DEPLOY, Catalogue, NotDeploy, Rule
+from .catalogue import DEPLOY, SCAN_CONTROLS, Catalogue, NotDeploy, Rule
 from .config_model import RUN_STEPS, Unit, WorkflowJob
 from .matching import Matcher, unit_evidence
 from .shell import NO_OP_PROGRAMS
@@ -31,6 +31,7 @@ def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob, matcher: Matcher)
         for rule, matched in matcher.matches(rules, unit):
             if ((unit_has_strong and rule.signal is None) or rule.signal in weak
                     or _names_a_non_deploy(rule, unit, not_deploy)
+                    or (rule.step_type and _uploads_reports(unit, not_deploy))
                     or _torn_down_later(not_deploy, wj, position, matched)):
                 continue
             if rule.signal is None:
@@ -58,6 +59,12 @@ def _names_a_non_deploy(rule: Rule, unit: Unit, not_deploy: NotDeploy) -> bool:
     return any(not_deploy.names.search(name) for name in names)
 
 
+def _uploads_reports(unit: Unit, not_deploy: NotDeploy) -> bool:
+    """A step whose commands run a report uploader (`cc-test-reporter upload-coverage`): a deploy step so used
+    (CircleCI's old `deploy:` ran last, after parallel containers) ships coverage, not the product."""
+    return any(c.argv[0] in not_deploy.programs for c in unit.commands)
+
+
 def _torn_down_later(not_deploy: NotDeploy, wj: WorkflowJob, position: int, matched: str) -> bool:
     """The command line ``matched`` in unit ``position`` deploys with a program (`terraform apply`) whose teardown
     (`terraform destroy`) the job runs after it in the same working directory: test infrastructure."""
@@ -78,13 +85,20 @@ def _hands_its_output_on(wj: WorkflowJob) -> bool:
 
 
 def _does_more_than_non_deploy_work(catalogue: Catalogue, wj: WorkflowJob, matcher: Matcher) -> bool:
-    """Some step of the job (or the orb job itself) is not housekeeping, a notification, a report upload, nor
-    a build, test or lint step."""
+    """Some step of the job (or the orb job itself) is not housekeeping, a notification, a report upload, a
+    build, test or lint step, nor a security scan ("Security Scan release" scans what is released)."""
     job = wj.units[0]
     work = ([job] if job.orb_ref else []) + wj.units[1:]
-    test_rules = catalogue.rules_for("automated_tests")
-    return any(not _is_non_deploy_work(catalogue.not_deploy, unit)
-               and next(matcher.matches(test_rules, unit), None) is None for unit in work)
+    checks = tuple(rule for control in ("automated_tests", *SCAN_CONTROLS) for rule in catalogue.rules_for(control))
+    return any(not _is_non_deploy_work(catalogue.not_deploy, unit) and not _scans(catalogue, unit)
+               and next(matcher.matches(checks, unit), None) is None for unit in work)
+
+
+def _scans(catalogue: Catalogue, unit: Unit) -> bool:
+    """The step runs a scanner the knowledge base knows, by command or orb."""
+    knowledge = catalogue.knowledge
+    return (any(knowledge.command_hits(c) for c in unit.commands)
+            or bool(unit.orb and unit.orb_ref and knowledge.orb_hits(unit.orb, unit.orb_ref)))
 
 
 def _is_non_deploy_work(not_deploy: NotDeploy, unit: Unit) -> bool:

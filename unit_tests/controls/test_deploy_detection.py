@@ -396,3 +396,39 @@ def test_copying_to_or_restarting_on_a_remote_host_is_a_deploy_signal_that_needs
     deploy = _deploy_alone("deploy-site", steps, catalogue)
     assert deploy.status == "pass"
     assert {s["rule_id"] for s in deploy.evidence[0]["signals"]} == {"deploy.job-name", "deploy.remote-host"}
+
+
+def test_the_old_deploy_step_uploading_coverage_is_not_a_deploy(catalogue):
+    steps = """[checkout, {run: bundle exec rspec}, {deploy: {command: "./cc-test-reporter sum-coverage coverage/*.json | ./cc-test-reporter upload-coverage --input -"}}]"""
+    assert _deploy_alone("ruby_test", steps, catalogue).status == "not_applicable"
+
+
+def test_a_job_that_only_scans_is_not_made_a_deploy_by_its_release_name_and_context(catalogue):
+    deploy = _deploy(_job("Security Scan release", "[checkout, {run: {name: Setup Scanning, command: git config --global x y}}, snyk/scan]"), """
+        orbs: {snyk: snyk/snyk@2.0}
+        workflows:
+          main:
+            jobs:
+              - Security Scan release: {context: [devex-release]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_opening_a_release_pull_request_is_not_a_release(catalogue):
+    deploy = _deploy(_job("Create/update release PR", "[checkout, {run: release-please release-pr --token $GITHUB_TOKEN}]"), """
+        workflows:
+          main:
+            jobs:
+              - Create/update release PR: {context: [devex-release]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_a_script_named_for_testing_a_release_is_no_release_signal(catalogue):
+    deploy = _deploy(_job("integration_node_11", "[checkout, {run: ./scripts/build-post-release-test.sh}]"), """
+        workflows:
+          main:
+            jobs:
+              - integration_node_11: {filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
