@@ -99,7 +99,9 @@ def _named_as_scan(catalogue: Catalogue, control: str, step: str | None, job: st
     """The step (when given) or job name that says it runs a ``control`` scan, and not that it sets one up."""
     pattern, knowledge = catalogue.controls[control].named_step, catalogue.knowledge
     for kind, name in (("step", step), ("job", job)):
-        if name and pattern is not None and pattern.search(name) and not knowledge.names_set_up(name):
+        # job keys join words with `_` (`scan_for_vulnerabilities`): read them as the words they are
+        if (name and pattern is not None and pattern.search(name.replace("_", " "))
+                and not knowledge.names_set_up(name)):
             return f"{kind} {name!r}"
     return None
 

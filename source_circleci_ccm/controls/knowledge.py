@@ -16,6 +16,7 @@ from .shell import Command, image_name
 TOOL_FIELDS = {"id", "docs", "control", "executables", "subcommands", "options", "sources", "images", "orbs", "tasks", "names"}
 _WORD = re.compile(r"[a-z0-9]+")  # one letter or digit class repeated: linear
 _DOWNLOADERS = {"curl": {"-o", "--output"}, "wget": {"-O", "--output-document"}}  # program -> its output-file options
+_INSTALLER_SCRIPT = re.compile(r"(install|installer|get)(\.sh)?$")
 _NAME_PART_END = re.compile(r"[-_.]|$")  # where a downloaded file's name may end before its platform or version
 _PACKAGE_VERSION = re.compile(r"[@=<>~!\[]")  # where a package name ends and its version or extras begin
 
@@ -193,14 +194,19 @@ class KnowledgeBase:
         """Scanners a release download saves (`curl -L URL -o /usr/local/bin/clair-scanner`, `wget -O tfsec URL`,
         `curl -LO .../gitleaks_8.18_linux_x64.tar.gz`): the saved file's name, less platform and version suffixes."""
         args = command.argv[1:]
+        url = next((a for a in args if a.startswith(("https://", "http://"))), "")
         output = next((args[i + 1] for i, a in enumerate(args[:-1]) if a in _DOWNLOADERS[command.argv[0]]), None)
-        if output is None:
-            output = next((a for a in args if a.startswith(("https://", "http://"))), "")
-        name = output.split("?", 1)[0].rsplit("/", 1)[-1].lower()
+        path = url.split("?", 1)[0].split("/")[3:]  # past `https://host/`
+        name = (output or (path[-1] if path else "")).rsplit("/", 1)[-1].lower()
         for end in [m.start() for m in _NAME_PART_END.finditer(name)][::-1]:
             tools = [t for t in self._by_executable.get(name[:end], ()) if t.control]
             if tools:
                 return tools
+        if _INSTALLER_SCRIPT.match(path[-1] if path else ""):
+            # a project's installer (`https://raw.githubusercontent.com/aquasecurity/trivy/main/contrib/install.sh`,
+            # `.../anchore/grype/main/install.sh`): the repository in its path names what it installs
+            return next(([t for t in self._by_executable.get(part.lower(), ()) if t.control] for part in path[:-1]
+                         if any(t.control for t in self._by_executable.get(part.lower(), ()))), [])
         return []
 
     def programs(self) -> frozenset[str]:

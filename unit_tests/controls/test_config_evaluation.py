@@ -522,3 +522,15 @@ def test_an_orb_command_named_for_a_test_runner_and_test_runs_tests(command, sta
           main: {{jobs: [job]}}
         """
     assert run(config, catalogue)["automated_tests"].status == status
+
+
+def test_the_bats_orbs_run_job_runs_the_test_suite(catalogue):
+    config = """
+        version: 2.1
+        orbs: {bats: circleci/bats@1.0}
+        workflows:
+          main:
+            jobs: [{bats/run: {path: ./src/tests}}]
+        """
+    result = run(config, catalogue)["automated_tests"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.test-runner-orb"

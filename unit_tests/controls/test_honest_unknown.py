@@ -100,10 +100,12 @@ def test_the_other_scans_of_a_step_credited_from_its_installed_scanner_stay_unkn
 @pytest.mark.parametrize("download", [
     "sudo curl -L https://github.com/arminc/clair-scanner/releases/download/v8/clair-scanner_linux_amd64 -o /usr/local/bin/clair-scanner",
     "curl -sSfLO https://github.com/aquasecurity/trivy/releases/download/v0.50.0/trivy_0.50.0_Linux-64bit.tar.gz",
+    # a project's installer script, named for the project by the repository in its URL
+    "curl -sfL https://raw.githubusercontent.com/aquasecurity/trivy/main/contrib/install.sh | sh -s -- -b /usr/local/bin",
 ])
 def test_a_scanner_release_downloaded_in_a_job_named_for_its_scan_then_run_opaquely_passes(download, catalogue):
     steps = f"[checkout, {{run: {{name: Install the scanner, command: {download!r}}}}}, {{run: make ci-scan-vulnerability}}]"
-    result = evaluate_config(_job_config("scan-vulnerability", steps), catalogue)["image_scanning"]
+    result = evaluate_config(_job_config("scan_for_vulnerabilities", steps), catalogue)["image_scanning"]
     assert result.status == "pass" and result.evidence[0]["how"] == INSTALLED_THEN_OPAQUE
 
 

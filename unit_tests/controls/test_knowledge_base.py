@@ -77,6 +77,7 @@ def test_each_tool_is_well_formed_and_reachable_by_each_of_its_matchers(tool, ca
     "trivy --help", "trivy version", "snyk auth $SNYK_TOKEN", "gitleaks version", "npm install -g snyk",
     "echo 'run trivy image later'", "# trivy image app", "kube-linter version", "docker run stackrox/kube-linter version",
     "brew install tfsec", "pip install bandit semgrep",
+    "dockle --exit-code 1 app:1",  # Dockle lints an image against best practices: no vulnerability scan
 ])
 def test_installing_or_asking_a_scanner_for_help_is_not_a_scan(run, catalogue):
     results = evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)
@@ -185,3 +186,8 @@ def test_a_third_party_orb_named_for_a_tool_of_several_words_credits_its_scan(or
 def test_an_opaque_step_named_for_a_tool_of_several_words_credits_it(name, credited, catalogue):
     results = evaluate_config(_config(f"[{{run: {{name: {name}, command: make deps-check}}}}]"), catalogue)
     assert (results["dependency_scanning"].status == "pass") is credited
+
+
+def test_an_opaque_step_named_for_a_package_managers_audit_is_a_dependency_scan(catalogue):
+    config = _config("[{run: {name: Submit PR if npm audit fix makes changes, command: ./scripts/npm-audit-fix.sh}}]")
+    assert evaluate_config(config, catalogue)["dependency_scanning"].status == "pass"
