@@ -89,7 +89,8 @@ def test_every_knowledge_base_word_repeated_is_read_and_looked_up_in_linear_time
 def test_one_megabyte_adversarial_config_evaluates_in_under_two_seconds(catalogue):
     runs = [_adversarial(pattern.pattern, 32 * 1024) for _, pattern in _patterns(catalogue)]
     runs += [("mvn " * 8192), ("gradle " * 4096), ("kubectl " * 4096), ("veracode " * 4096), ("npm run " * 4096),
-             ("sh -c '" * 4096), ("docker run " * 4096), ('"\\' * 16384)]
+             ("sh -c '" * 4096), ("docker run " * 4096), ('"\\' * 16384),
+             "A='" + "eval $A; " * 110 + "'; " + "eval $A; " * 3000]  # eval of a variable that evals itself
     text = _config(runs)
     while len(text) < 1024 * 1024:
         runs += runs[: 8]
