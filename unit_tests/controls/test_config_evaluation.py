@@ -307,7 +307,8 @@ def test_tests_run_through_a_wrapper_or_in_a_container_are_automated_tests(comma
     "shellspec", "kitchen test", "molecule test", "helm unittest chart/", "ember test", "react-scripts test --watchAll=false",
     "vue-cli-service test:unit", "ant test", "container-structure-test test --image app --config t.yaml",
     "mage test", "task test", "just test", "earthly +test", "dagger call test", "inv test", "spin test",
-    "script/cibuild", "script/test",
+    "script/cibuild", "script/test", "make -j4 parallel_test", "make -j1 tests/test_search.py", "scripts/ci_tests.sh",
+    "composer functional", "npm run acceptance",
 ])
 def test_documented_test_runners_run_the_test_suite(command, catalogue):
     result = run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
@@ -317,6 +318,7 @@ def test_documented_test_runners_run_the_test_suite(command, catalogue):
 @pytest.mark.parametrize("command", [
     "terraform workspace select test", "yarn add jest", "npm install --save-dev mocha", "helm upgrade app ./chart --set env=test",
     "test -f build/app.jar", "k6 run load.js", "composer install", "task deploy", "bash ./scripts/deploy.sh test",
+    "./scripts/deploy_test.sh", "make build-test-image",
 ])
 def test_commands_that_only_mention_tests_do_not_run_a_test_suite(command, catalogue):
     assert run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"].status == "fail"

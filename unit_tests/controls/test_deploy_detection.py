@@ -432,3 +432,18 @@ def test_a_script_named_for_testing_a_release_is_no_release_signal(catalogue):
               - integration_node_11: {filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}
         """, catalogue)
     assert deploy.status == "not_applicable"
+
+
+@pytest.mark.parametrize("orb, job, status", [
+    ("circleci/terraform@3.2", "tf/apply", "pass"), ("pulumi/pulumi@2.1", "tf/update", "pass"),
+    ("circleci/terraform@3.2", "tf/plan", "not_applicable"),
+])
+def test_an_infrastructure_orbs_apply_job_is_a_deploy(orb, job, status, catalogue):
+    config = textwrap.dedent(f"""
+        version: 2.1
+        orbs: {{tf: {orb}}}
+        workflows:
+          main:
+            jobs: [{job}]
+        """)
+    assert evaluate_config(config, catalogue, include_deploy=True)["deploy"].status == status
