@@ -34,6 +34,7 @@ MAX_WORKFLOW_JOBS = 3_000
 RUN_STEPS = ("run", "deploy")
 _PARAM_RE = re.compile(r"<<\s*parameters\.([\w-]+)\s*>>")
 _PIPELINE_PARAM_RE = re.compile(r"<<\s*pipeline\.parameters\.([\w-]+)\s*>>")
+_AFTER_PARAM = re.compile(r"^(post|after)([-_]|$)|[-_](post|after)$")
 _MATRIX_PARAM_RE = re.compile(r"<<\s*matrix\.([\w-]+)\s*>>")
 
 
@@ -440,8 +441,14 @@ class _Builder:
             # An orb job's own steps are not in the config, but the steps the config hands it are (a `steps`
             # parameter, `pre-steps`, `post-steps`): they run in that job.
             for param, value in wj.params.items():
-                if _is_step_list(value):
+                if is_step_list(value):
+                    start = len(wj.units)
                     self._steps(value, f"{wj.where}.{param}", wj, {}, wj.units, 0)
+                    if _AFTER_PARAM.search(param):
+                        # `post-steps`, `after-apply`: they run after the orb's own work, whose place among the
+                        # steps the config does not show, so they are ordered before nothing in the job
+                        for unit in wj.units[start:]:
+                            unit.step_index = None
             return
         if not found:
             return
@@ -460,16 +467,16 @@ class _Builder:
         scope.update(wj.params)
         # `pre-steps` and `post-steps` a workflow gives any job run before and after its own steps
         pre, post = wj.params.get("pre-steps"), wj.params.get("post-steps")
-        if _is_step_list(pre):
+        if is_step_list(pre):
             self._steps(pre, f"{wj.where}.pre-steps", wj, {}, wj.units, 0)
         self._steps(definition.get("steps"), f"{home.path}jobs.{wj.key.rsplit('/', 1)[-1] if home.path else wj.key}.steps",
                     wj, scope, wj.units, 0, home)
-        if _is_step_list(post):
+        if is_step_list(post):
             self._steps(post, f"{wj.where}.post-steps", wj, {}, wj.units, 0)
         self._steps_read[invocation] = wj.units[1:]
 
 
-def _is_step_list(value: Any) -> bool:
+def is_step_list(value: Any) -> bool:
     """A parameter value that is a list of steps: `- run: ...`, `- checkout`, `- orb/command: {...}`."""
     if not isinstance(value, list) or not any(isinstance(v, dict) for v in value):
         return False

@@ -8,12 +8,13 @@ kinds make a deploy together, on a job that does something besides what the cata
 (notifications, newsletters, caches, artifact, test-result and coverage uploads, steps that build, test or lint),
 that does not hand what it made on to a later job through the workspace, and whose name does not say it is one
 of those.  A name that says so (`deploy-notify`, "Publish test results") is no deploy signal either,
-and a deploy the job tears down again (`terraform apply` ... `terraform destroy`) is test infrastructure.
+and a deploy the job tears down again (`terraform apply` ... `terraform destroy`) is test infrastructure, as is an
+orb's apply job whose workflow runs the same orb's teardown job with the same settings.
 """
 from __future__ import annotations
 
 from .catalogue import DEPLOY, SCAN_CONTROLS, Catalogue, NotDeploy, Rule
-from .config_model import RUN_STEPS, Unit, WorkflowJob
+from .config_model import RUN_STEPS, Unit, WorkflowJob, is_step_list
 from .matching import Matcher, unit_evidence
 from .shell import NO_OP_PROGRAMS
 
@@ -57,6 +58,27 @@ def _names_a_non_deploy(rule: Rule, unit: Unit, not_deploy: NotDeploy) -> bool:
     names = (([unit.job, unit.job_key] if rule.job_name else []) + ([unit.step] if rule.step_name and unit.step else [])
              + (list(unit.approvals) if rule.approval else []))
     return any(not_deploy.names.search(name) for name in names)
+
+
+def fixture_applies(not_deploy: NotDeploy, jobs: list[WorkflowJob]) -> set[int]:
+    """Indexes of orb jobs that apply infrastructure (`terraform/apply`) which a teardown job of the same orb
+    (`terraform/destroy`), given the same parameters, destroys in the same workflow: a test fixture's apply ...
+    inspect ... destroy, as a job that tears down what it applied is.  One pass over the workflow."""
+    def orb_call(job: WorkflowJob) -> tuple[str, str, str] | None:
+        alias, slash, command = job.key.partition("/")
+        orb = job.units[0].orb if job.units else None
+        return (alias, command, orb.rsplit("/", 1)[-1]) if slash and orb else None
+
+    def setting(job: WorkflowJob) -> str:  # what the job is given besides the steps to run around it
+        return repr(sorted((k, repr(v)) for k, v in job.params.items() if not is_step_list(v)))
+
+    teardowns = set()
+    for job in jobs:
+        call = orb_call(job)
+        if call and call[1] in not_deploy.teardowns.get(call[2], ()):
+            teardowns.add((call[0], setting(job)))
+    return {job.index for job in jobs if teardowns and (call := orb_call(job))
+            and call[1] not in not_deploy.teardowns.get(call[2], ()) and (call[0], setting(job)) in teardowns}
 
 
 def _uploads_reports(unit: Unit, not_deploy: NotDeploy) -> bool:

@@ -7,7 +7,7 @@ from functools import cached_property
 
 from .catalogue import DEPLOY, SCAN_CONTROLS, Catalogue
 from .config_model import RUN_STEPS, ConfigModel, Unit, Workflow, WorkflowJob, build_model
-from .deploys import job_deploy_evidence
+from .deploys import fixture_applies, job_deploy_evidence
 from .execution import apply_execution
 from .knowledge import Tool
 from .matching import Matcher, unit_evidence
@@ -68,10 +68,11 @@ def _job_matches(catalogue: Catalogue, wj: WorkflowJob, matcher: Matcher) -> dic
 
 def _installed_scanners_run_opaquely(catalogue: Catalogue, wj: WorkflowJob,
                                      found: dict[str, list[dict]]) -> None:
-    """Credit a scanner installed in a step or job named as its scan and then run through a command nothing
-    explains (`pip3 install bandit` then `make scan` in a step "Run security scan"; a job "Security Checks" that
-    installs cargo-deny, then runs `cargo xtask security-checks`): the name and the install together say what
-    the opaque command runs, as a reader of the config would take it."""
+    """Credit a scanner installed and then run through a command nothing explains, in a step or job named as its
+    scan (`pip3 install bandit` then `make scan` in a step "Run security scan"; `make install-hadolint`, then a
+    step "Linting Dockerfile" running `make lint`; a job "Security Checks" that installs cargo-deny, then runs
+    `cargo xtask security-checks`): the name and the install together say what the opaque command runs, as a
+    reader of the config would take it."""
     knowledge = catalogue.knowledge
     job_name = wj.units[0].job
     explained = {e["where"] for ev in found.values() for e in ev}
@@ -87,7 +88,7 @@ def _installed_scanners_run_opaquely(catalogue: Catalogue, wj: WorkflowJob,
                 continue
             for install in list(installs):
                 tool, install_line, install_unit = install
-                named = _named_as_scan(catalogue, tool.control, unit.step if install_unit is unit else None, job_name)
+                named = _named_as_scan(catalogue, tool.control, unit.step, job_name)
                 if named:
                     found[tool.control].append(unit_evidence(unit, wj, f"kb.{tool.id}",
                                                              f"{install_line} in {named}, then {command.line}",
@@ -133,6 +134,8 @@ class _Analysis:
         for wf in model.workflows:
             for wj in wf.jobs:
                 self.found[(wf.name, wj.index)] = _job_matches(catalogue, wj, matcher)
+            for index in fixture_applies(catalogue.not_deploy, wf.jobs):
+                self.found[(wf.name, index)][DEPLOY] = []
         self._upstream: dict[tuple[int, tuple[str, ...]], list] = {}
 
     def of(self, wj: WorkflowJob, control: str) -> list[dict]:

@@ -16,6 +16,7 @@ from .shell import Command, image_name
 TOOL_FIELDS = {"id", "docs", "control", "executables", "subcommands", "options", "sources", "images", "orbs", "tasks", "names"}
 _WORD = re.compile(r"[a-z0-9]+")  # one letter or digit class repeated: linear
 _DOWNLOADERS = {"curl": {"-o", "--output"}, "wget": {"-O", "--output-document"}}  # program -> its output-file options
+_INSTALL_TARGET = re.compile(r"install[-_]([\w.-]+)|([\w.-]+)[-_]install", re.IGNORECASE)
 _INSTALLER_SCRIPT = re.compile(r"(install|installer|get)(\.sh)?$")
 _NAME_PART_END = re.compile(r"[-_.]|$")  # where a downloaded file's name may end before its platform or version
 _PACKAGE_VERSION = re.compile(r"[@=<>~!\[]")  # where a package name ends and its version or extras begin
@@ -178,6 +179,9 @@ class KnowledgeBase:
         subcommands = self.installers.get(command.argv[0].lower())
         if command.argv[0] in _DOWNLOADERS:
             return self._downloaded(command) or None
+        if command.argv[0] in self.target_runners:  # `make install-hadolint`: a target named for installing one
+            names = [m.group(1) or m.group(2) for m in map(_INSTALL_TARGET.fullmatch, self._targets(command.argv[1:])) if m]
+            return [t for name in names for t in self._by_executable.get(name.lower(), ()) if t.control] or None
         if not subcommands:
             return None
         positional = [a.lower() for a in command.argv[1:] if not a.startswith("-")]

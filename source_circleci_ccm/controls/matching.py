@@ -96,6 +96,12 @@ def _match_content(rule: Rule, unit: Unit) -> _ContentMatch | None:
             return None
     if rule.parameters and not _params_ok(rule, unit.params):
         return None
+    if rule.switched_on:
+        switch = next((name for name, value in unit.params.items()
+                       if rule.switched_on.search(name) and str(value).lower() in ("true", "yes", "on")), None)
+        if switch is None:
+            return None
+        text = f"{unit.orb_ref or unit.job_key}: {switch}: true"
     # a `run` rule's `unless` also reads its step's name: what a command does is often told only by names
     if rule.unless and (rule.step_name or rule.run) and unit.step and rule.unless.search(unit.step):
         return None

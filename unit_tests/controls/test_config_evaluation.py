@@ -536,3 +536,33 @@ def test_the_bats_orbs_run_job_runs_the_test_suite(catalogue):
         """
     result = run(config, catalogue)["automated_tests"]
     assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.test-runner-orb"
+
+
+def _orb_workflow(orb: str, job: str, params: str) -> str:
+    return f"""
+        version: 2.1
+        orbs: {{tool: {orb}}}
+        workflows:
+          main:
+            jobs: [{{tool/{job}: {params}}}]
+        """
+
+
+@pytest.mark.parametrize("orb, job, params, control, status", [
+    ("acme/executor-tools@4", "dev-release", "{image: acme/app, snyk-scan: true}", "image_scanning", "pass"),
+    ("acme/executor-tools@4", "dev-release", "{image: acme/app, docker-cve-scan: false}", "image_scanning", "fail"),
+    ("acme/executor-tools@4", "dev-release", "{image: acme/app, cis-docker-image-scan: true}", "image_scanning", "fail"),
+    ("acme/terraform@3", "static-analysis", "{trivy-scan: true}", "iac_scanning", "pass"),
+    ("acme/executor-tools@4", "dev-release", "{image: acme/app, bats-test: true}", "automated_tests", "pass"),
+    ("acme/executor-tools@4", "dev-release", "{image: acme/app, skip-tests: true}", "automated_tests", "fail"),
+])
+def test_an_orb_job_given_a_scan_or_test_switch_runs_it(orb, job, params, control, status, catalogue):
+    assert run(_orb_workflow(orb, job, params), catalogue)[control].status == status
+
+
+def test_tests_an_orb_job_runs_after_its_own_work_are_not_before_its_deploy(catalogue):
+    config = _orb_workflow("circleci/terraform@3", "apply", "{after-apply: [{run: ./test/integration_tests.sh}]}")
+    results = run(config, catalogue)
+    assert results["automated_tests"].status == "pass" and results["tests_before_deploy"].status == "fail"
+    before = _orb_workflow("circleci/terraform@3", "apply", "{pre-steps: [{run: ./test/integration_tests.sh}]}")
+    assert run(before, catalogue)["tests_before_deploy"].status == "pass"

@@ -447,3 +447,27 @@ def test_an_infrastructure_orbs_apply_job_is_a_deploy(orb, job, status, catalogu
             jobs: [{job}]
         """)
     assert evaluate_config(config, catalogue, include_deploy=True)["deploy"].status == status
+
+
+_FIXTURE = """
+    version: 2.1
+    orbs: {terraform: acme/terraform@1.0}
+    workflows:
+      module-ci:
+        jobs:
+          - terraform/apply: {name: fixture-apply, working-directory: test/fixture, integration-tests: [{run: inspec exec test}]}
+          - approve-destroy: {type: approval, requires: [fixture-apply]}
+          - terraform/destroy: {name: fixture-destroy, working-directory: test/fixture, requires: [approve-destroy]}
+    """
+
+
+def test_an_orbs_apply_that_the_same_workflow_destroys_with_the_same_settings_builds_a_test_fixture(catalogue):
+    results = evaluate_config(textwrap.dedent(_FIXTURE), catalogue, include_deploy=True)
+    assert results["deploy"].status == "not_applicable"
+    assert results["approval_gate_before_deploy"].status == "not_applicable"  # it gates a teardown, not a deploy
+
+
+def test_an_orbs_apply_destroyed_elsewhere_still_deploys(catalogue):
+    config = textwrap.dedent(_FIXTURE).replace("{name: fixture-destroy, working-directory: test/fixture,",
+                                               "{name: fixture-destroy, working-directory: test/other,")
+    assert evaluate_config(config, catalogue, include_deploy=True)["deploy"].status == "pass"

@@ -118,3 +118,9 @@ def test_a_download_that_saves_no_scanner_is_not_an_install(catalogue):
 def test_a_script_named_for_reading_a_registrys_image_scan_findings_is_an_image_scan(command, catalogue):
     result = evaluate_config(_config("Check ECR Scan Results", command), catalogue)["image_scanning"]
     assert result.status == "pass" and result.evidence[0]["rule_id"] == "image.registry-scan-findings-script"
+
+
+def test_a_scanner_installed_by_a_build_target_then_run_opaquely_in_a_step_named_for_its_scan_passes(catalogue):
+    steps = "[checkout, {run: {name: Install Hadolint, command: make install-hadolint}}, {run: {name: Linting Dockerfile, command: make lint}}]"
+    result = evaluate_config(_job_config("build-server", steps), catalogue)["iac_scanning"]
+    assert result.status == "pass" and result.evidence[0]["rule_id"] == "kb.hadolint"
