@@ -243,8 +243,6 @@ class _Builder:
         self.programs = programs
         self.pipeline_params = _defaults(data)
         self.root = self._namespace(data, "", 0)
-        self.orbs = self.root.orbs
-        self.jobs = self.root.jobs
         self.commands_left = MAX_COMMANDS
         self.jobs_left = MAX_WORKFLOW_JOBS
         self.truncated = ""
@@ -374,7 +372,7 @@ class _Builder:
     def build(self) -> ConfigModel:
         workflows = []
         raw_wfs = self.data.get("workflows") if isinstance(self.data.get("workflows"), dict) else {}
-        if not raw_wfs and isinstance(self.jobs.get("build"), dict):
+        if not raw_wfs and isinstance(self.root.jobs.get("build"), dict):
             raw_wfs = {"(implicit)": {"jobs": ["build"]}}  # 2.x without workflows runs the `build` job
         for wf_name, wf in raw_wfs.items():
             if not isinstance(wf, dict):
@@ -404,7 +402,7 @@ class _Builder:
             for wj in jobs:
                 wj.units[0].approvals = tuple(workflow.approvals_held_by(wj))
             workflows.append(workflow)
-        return ConfigModel(orbs=self.orbs, workflows=workflows, setup=bool(self.data.get("setup")),
+        return ConfigModel(orbs=self.root.orbs, workflows=workflows, setup=bool(self.data.get("setup")),
                            truncated=self.truncated)
 
     def _workflow_job(self, workflow: str, index: int, key: str, name: str, alias: str, params: dict,

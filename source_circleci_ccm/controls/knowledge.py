@@ -20,6 +20,8 @@ _INSTALL_TARGET = re.compile(r"install[-_]([\w.-]+)|([\w.-]+)[-_]install", re.IG
 _INSTALLER_SCRIPT = re.compile(r"(install|installer|get)(\.sh)?$")
 _NAME_PART_END = re.compile(r"[-_.]|$")  # where a downloaded file's name may end before its platform or version
 _PACKAGE_VERSION = re.compile(r"[@=<>~!\[]")  # where a package name ends and its version or extras begin
+_MAX_NAME_WORDS = 3  # the longest tool name a step, job or orb name is read for (`owasp dependency check`)
+_NO_SUBCOMMAND = object()  # the call names none of a tool's subcommands (unlike one mapped to None: no scan)
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,6 @@ class Hit:
     tool: str
     control: str
     matched: str
-
-
-_MAX_NAME_WORDS = 3  # the longest tool name a step, job or orb name is read for (`owasp dependency check`)
-_NO_SUBCOMMAND = object()  # the call names none of a tool's subcommands (unlike one mapped to None: no scan)
 
 
 @dataclass
@@ -79,9 +77,9 @@ class Tool:
             control = self.control
         if control is None:
             return set()
-        chosen = self._controls_chosen_by_options(args, control)
+        chosen = self._controls_chosen_by_options(args, control) if self.options else None
         if chosen is None:
-            chosen = {self._source_control(positional, control)}
+            chosen = {self._source_control(positional, control) if self.sources else control}
         return chosen - {None}
 
     def _positional(self, args: tuple[str, ...]) -> list[str]:
@@ -209,8 +207,10 @@ class KnowledgeBase:
         if _INSTALLER_SCRIPT.match(path[-1] if path else ""):
             # a project's installer (`https://raw.githubusercontent.com/aquasecurity/trivy/main/contrib/install.sh`,
             # `.../anchore/grype/main/install.sh`): the repository in its path names what it installs
-            return next(([t for t in self._by_executable.get(part.lower(), ()) if t.control] for part in path[:-1]
-                         if any(t.control for t in self._by_executable.get(part.lower(), ()))), [])
+            for part in path[:-1]:
+                tools = [t for t in self._by_executable.get(part.lower(), ()) if t.control]
+                if tools:
+                    return tools
         return []
 
     def programs(self) -> frozenset[str]:
@@ -334,7 +334,7 @@ def load_knowledge_base(controls: tuple[str, ...]) -> KnowledgeBase:
     tools = [_tool(raw) for raw in data["tools"]]
     for tool in tools:
         for control in tool.controls():
-            if control is not None and control not in controls:
+            if control not in controls:
                 raise ValueError(f"knowledge base tool {tool.id!r}: unknown control {control!r}")
     return KnowledgeBase(
         version=str(data["version"]), tools=tools,
