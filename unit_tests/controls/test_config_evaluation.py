@@ -308,7 +308,7 @@ def test_tests_run_through_a_wrapper_or_in_a_container_are_automated_tests(comma
     "vue-cli-service test:unit", "ant test", "container-structure-test test --image app --config t.yaml",
     "mage test", "task test", "just test", "earthly +test", "dagger call test", "inv test", "spin test",
     "script/cibuild", "script/test", "make -j4 parallel_test", "make -j1 tests/test_search.py", "scripts/ci_tests.sh",
-    "composer functional", "npm run acceptance",
+    "composer functional", "npm run acceptance", "inspec exec profiles/cis-docker", "goss validate", "dgoss run app:1",
 ])
 def test_documented_test_runners_run_the_test_suite(command, catalogue):
     result = run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
@@ -566,3 +566,35 @@ def test_tests_an_orb_job_runs_after_its_own_work_are_not_before_its_deploy(cata
     assert results["automated_tests"].status == "pass" and results["tests_before_deploy"].status == "fail"
     before = _orb_workflow("circleci/terraform@3", "apply", "{pre-steps: [{run: ./test/integration_tests.sh}]}")
     assert run(before, catalogue)["tests_before_deploy"].status == "pass"
+
+
+@pytest.mark.parametrize("job, command, status", [
+    ("test", "./test/e2e/run.sh", "pass"),  # a job named for its tests says what its scripts do
+    ("Run Tests", "test/run.sh", "pass"),
+    ("terraform12-test", "bash scripts/ci_tests.sh", "pass"),
+    ("load-test", "./scripts/k6.sh", "fail"),
+    ("deploy-test", "./deploy.sh", "fail"),
+    ("build", "./test/e2e/run.sh", "fail"),
+])
+def test_a_job_named_for_its_tests_that_runs_a_project_script_runs_tests(job, command, status, catalogue):
+    assert run(_one_job(job, f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"].status == status
+
+
+def test_a_step_named_for_building_testing_and_publishing_runs_tests(catalogue):
+    steps = "[checkout, {run: {name: 'Build tagged image, test it, publish it', command: ./build_test_publish.sh}}]"
+    assert run(_one_job("build-test-publish", steps), catalogue)["automated_tests"].status == "pass"
+
+
+@pytest.mark.parametrize("version, status", [("dev:alpha", "pass"), ("dev:${CIRCLE_SHA1:0:7}", "pass"), ("dev:latest", "fail")])
+def test_only_the_development_versions_orb_tools_publishes_are_an_orbs_integration_test(version, status, catalogue):
+    config = f"""
+        version: 2.1
+        orbs: {{kube: 'acme/kube-ops@{version}'}}
+        jobs:
+          build:
+            docker: [{{image: cimg/base:current}}]
+            steps: [checkout, kube/packages]
+        workflows:
+          main: {{jobs: [build]}}
+        """
+    assert run(config, catalogue)["automated_tests"].status == status

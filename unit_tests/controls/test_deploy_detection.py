@@ -437,6 +437,7 @@ def test_a_script_named_for_testing_a_release_is_no_release_signal(catalogue):
 @pytest.mark.parametrize("orb, job, status", [
     ("circleci/terraform@3.2", "tf/apply", "pass"), ("pulumi/pulumi@2.1", "tf/update", "pass"),
     ("circleci/terraform@3.2", "tf/plan", "not_applicable"),
+    ("acme/terraform@1.0", "tf/aws: {apply-step: true}", "pass"), ("acme/terraform@1.0", "tf/aws: {apply-step: false}", "not_applicable"),
 ])
 def test_an_infrastructure_orbs_apply_job_is_a_deploy(orb, job, status, catalogue):
     config = textwrap.dedent(f"""
@@ -444,7 +445,7 @@ def test_an_infrastructure_orbs_apply_job_is_a_deploy(orb, job, status, catalogu
         orbs: {{tf: {orb}}}
         workflows:
           main:
-            jobs: [{job}]
+            jobs: [{{{job}}}]
         """)
     assert evaluate_config(config, catalogue, include_deploy=True)["deploy"].status == status
 
