@@ -47,6 +47,8 @@ def _job_matches(catalogue: Catalogue, wj: WorkflowJob, matcher: Matcher) -> dic
             if ev and ev[-1]["where"] == unit.where:
                 continue
             for rule, matched in matcher.matches(catalogue.rules_for(control), unit):
+                if hits and control == "automated_tests" and rule.step_name and not rule.run:
+                    continue  # a step named "test code" or "Run Hadolint test" that runs a scanner is that scan
                 ev.append(unit_evidence(unit, wj, rule.id, matched))
                 break
     _installed_scanners_run_opaquely(catalogue, wj, found)

@@ -20,6 +20,8 @@ _INSTALL_TARGET = re.compile(r"install[-_]([\w.-]+)|([\w.-]+)[-_]install", re.IG
 _INSTALLER_SCRIPT = re.compile(r"(install|installer|get)(\.sh)?$")
 _NAME_PART_END = re.compile(r"[-_.]|$")  # where a downloaded file's name may end before its platform or version
 _PACKAGE_VERSION = re.compile(r"[@=<>~!\[]")  # where a package name ends and its version or extras begin
+_SCRIPT_FILE = re.compile(r"([\w.-]+)\.(sh|bash|py|rb|js|ts|pl)")  # a project script, by its name less the extension
+_NAME_SPLIT = re.compile(r"([a-z0-9]+)[-:_]([a-z0-9][\w:-]*)")  # `snyk-test`: a tool's program and what follows it
 _MAX_NAME_WORDS = 3  # the longest tool name a step, job or orb name is read for (`owasp dependency check`)
 _NO_SUBCOMMAND = object()  # the call names none of a tool's subcommands (unlike one mapped to None: no scan)
 
@@ -148,6 +150,7 @@ class KnowledgeBase:
     installers: dict[str, tuple[tuple[str, ...], ...]]  # program -> its install subcommands, as words
     target_runners: frozenset[str] = frozenset()
     target_runner_options_with_value: frozenset[str] = frozenset()
+    environment_runners: dict[str, frozenset[str]] = field(default_factory=dict)  # program -> its environment options
     _by_executable: dict[str, list[Tool]] = field(default_factory=dict)
     _by_image: dict[str, list[Tool]] = field(default_factory=dict)
     _by_orb: dict[str, list[Tool]] = field(default_factory=dict)
@@ -230,13 +233,55 @@ class KnowledgeBase:
                 hits.extend((tool, tool.control) for tool in tools)
         if exe in self.target_runners:
             for target in self._targets(args):
-                hits.extend((tool, tool.control) for tool in self._by_executable.get(target.lower(), ())
-                            if tool.control and set(tool.subcommands.values()) <= {tool.control, None})
+                hits.extend((tool, tool.control) for tool in self._single_purpose(target))
+        if exe in self.environment_runners:
+            for environment in self._environments(exe, args):
+                hits.extend((tool, tool.control) for tool in self._single_purpose(environment))
+        script = _SCRIPT_FILE.fullmatch(exe)
+        if script:  # `bin/brakeman.sh`
+            hits.extend((tool, tool.control) for tool in self._single_purpose(script.group(1)))
+        elif not hits:
+            hits.extend(self._named_call(exe))
         if command.image:
             for tool in self._by_image.get(command.image, ()):
                 own = exe in tool.executables  # `docker run aquasec/trivy trivy image x` or `... aquasec/trivy image x`
                 hits.extend((tool, control) for control in tool.controls_for(args if own else command.argv, self.not_scanning))
         return [Hit(tool.id, control, command.line) for tool, control in hits if control]
+
+    def _single_purpose(self, name: str) -> list[Tool]:
+        """The tools whose program ``name`` is and that scan for one control only: a target, environment or script
+        so named cannot be anything else (`make trivy` could be any of Trivy's scans)."""
+        return [tool for tool in self._by_executable.get(name.lower(), ())
+                if tool.control and set(tool.subcommands.values()) <= {tool.control, None}]
+
+    def _environments(self, exe: str, args: tuple[str, ...]) -> list[str]:
+        """The environments an environment runner's call names (`tox -e lint,safety`, `nox -s lint bandit`): the
+        words after its option, up to the next option."""
+        options, names, naming = self.environment_runners[exe], [], False
+        for arg in args:
+            option, equals, value = arg.partition("=")
+            if arg.startswith("-"):
+                naming = option in options and not equals
+                values = value if option in options else ""
+            else:
+                values = arg if naming else ""
+            names.extend(n for n in values.split(",") if n)
+        return names
+
+    def _named_call(self, exe: str) -> list[tuple[Tool, str]]:
+        """A program named for a tool and one of its scanning subcommands (`snyk-test`, `snyk:test`, `gitleaks-scan`),
+        as package scripts are: that call.  A suffix that is no subcommand or scan word (`snyk-to-html`) is none."""
+        match = _NAME_SPLIT.fullmatch(exe)
+        if not match:
+            return []
+        head, rest = match.group(1), match.group(2).replace("-", " ").replace(":", " ").replace("_", " ")
+        found = []
+        for tool in self._by_executable.get(head, ()):
+            if rest in tool.subcommands:
+                found.extend((tool, control) for control in tool.controls_for(tuple(rest.split()), self.not_scanning))
+            elif rest in self.scan_words and tool in self._single_purpose(head):
+                found.append((tool, tool.control))
+        return found
 
     def _targets(self, args: tuple[str, ...]) -> list[str]:
         """The targets of a build-target runner's call: its words that are no option, option value or `VAR=x`."""
@@ -346,4 +391,5 @@ def load_knowledge_base(controls: tuple[str, ...]) -> KnowledgeBase:
                     for program, subcommands in data["installers"].items()},
         target_runners=frozenset(data["target_runners"]),
         target_runner_options_with_value=frozenset(data["target_runner_options_with_value"]),
+        environment_runners={program: frozenset(options) for program, options in data["environment_runners"].items()},
     )

@@ -598,3 +598,21 @@ def test_only_the_development_versions_orb_tools_publishes_are_an_orbs_integrati
           main: {{jobs: [build]}}
         """
     assert run(config, catalogue)["automated_tests"].status == status
+
+
+@pytest.mark.parametrize("step, status", [
+    ("Docker Compose & Run Tests", "pass"), ("Build, test, push image to dockerhub", "pass"),
+    ("Build, push image", "fail"),
+])
+def test_a_step_named_for_running_tests_among_other_work_runs_tests(step, status, catalogue):
+    steps = f"[checkout, {{run: {{name: {step!r}, command: ./build.sh}}}}]"
+    assert run(_one_job("build", steps), catalogue)["automated_tests"].status == status
+
+
+def test_a_step_named_test_that_runs_a_scanner_is_that_scan_not_a_test_suite(catalogue):
+    results = run(_one_job("lint", "[checkout, {run: {name: test code, command: bandit -r src}}]"), catalogue)
+    assert results["sast"].status == "pass" and results["automated_tests"].status == "fail"
+
+
+def test_an_orb_job_that_runs_tests_under_a_prefix_runs_tests(catalogue):
+    assert run(_orb_workflow("cjw296/python-ci@5", "pip-run-tests", "{}"), catalogue)["automated_tests"].status == "pass"

@@ -191,3 +191,19 @@ def test_an_opaque_step_named_for_a_tool_of_several_words_credits_it(name, credi
 def test_an_opaque_step_named_for_a_package_managers_audit_is_a_dependency_scan(catalogue):
     config = _config("[{run: {name: Submit PR if npm audit fix makes changes, command: ./scripts/npm-audit-fix.sh}}]")
     assert evaluate_config(config, catalogue)["dependency_scanning"].status == "pass"
+
+
+@pytest.mark.parametrize("run, control, status", [
+    ("tox -p auto -e safety", "dependency_scanning", "pass"),  # an environment named as a single-purpose scanner
+    ("nox -s lint bandit", "sast", "pass"),  # nox takes several sessions after one option
+    ("tox -e py311 -- -k safety", "dependency_scanning", "fail"),  # what follows `--` goes to the test runner
+    ("nox --session=bandit", "sast", "pass"),
+    ("tox -e trivy", "image_scanning", "fail"),  # Trivy scans for several controls: the name cannot say which
+    ("bin/brakeman.sh", "sast", "pass"),  # a project script named as a scanner
+    ("npm run snyk-test", "dependency_scanning", "pass"),  # a package script named for a tool's call
+    ("npm run snyk-protect", "dependency_scanning", "fail"),
+    ("snyk-to-html -i results.json -o results.html", "dependency_scanning", "fail"),
+    ("bandit-sarif-formatter report.json", "sast", "fail"),
+])
+def test_environments_scripts_and_package_scripts_named_for_a_scanner_run_it(run, control, status, catalogue):
+    assert evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)[control].status == status
