@@ -70,7 +70,8 @@ class NotDeploy:
     """What a job may do that is not a deploy, whatever it is called (catalogue.yaml `not_deploy`)."""
 
     step_types: Pattern
-    programs: frozenset[str]
+    programs: frozenset[str]  # report uploaders
+    housekeeping: frozenset[str]  # programs that only move files or commits around
     orbs: Pattern
     orb_commands: Pattern
     names: Pattern
@@ -244,6 +245,7 @@ def _not_deploy(raw: dict) -> NotDeploy:
     return NotDeploy(
         step_types=_compile("not_deploy", "step_types", raw["step_types"]),
         programs=frozenset(raw["programs"]),
+        housekeeping=frozenset(raw["housekeeping"]),
         orbs=_compile("not_deploy", "orbs", raw["orbs"]),
         orb_commands=_compile("not_deploy", "orb_commands", raw["orb_commands"]),
         names=_compile("not_deploy", "names", raw["names"]),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from .catalogue import DEPLOY, SCAN_CONTROLS, Catalogue, NotDeploy, Rule
 from .config_model import RUN_STEPS, Unit, WorkflowJob, is_step_list
 from .matching import Matcher, unit_evidence
-from .shell import NO_OP_PROGRAMS
+from .shell import NO_OP_PROGRAMS, SETUP_PROGRAMS
 
 COMBINED_RULE_ID = "deploy.combined-signals"
 
@@ -129,7 +129,9 @@ def _is_non_deploy_work(not_deploy: NotDeploy, unit: Unit) -> bool:
     if unit.step and not_deploy.work_names.search(unit.step) and not not_deploy.shipping_words.search(unit.step):
         return True  # "Build executable", "Run unit tests", "Lint"
     if unit.step_type in RUN_STEPS:
-        return all(c.argv[0] in NO_OP_PROGRAMS or c.argv[0] in not_deploy.programs for c in unit.commands)
+        return all(c.argv[0] in NO_OP_PROGRAMS or c.argv[0] in SETUP_PROGRAMS or c.argv[0] in not_deploy.programs
+                   or (c.argv[0] in not_deploy.housekeeping and c.argv[1:2] != ("tag",)) for c in unit.commands)
+        # (`git tag v1.2` then pushing it is how a release is cut: the corpus counts a pushed release tag)
     if unit.orb_ref:
         return bool(unit.orb and not_deploy.orbs.search(unit.orb)) or bool(not_deploy.orb_commands.search(unit.orb_ref))
     return bool(unit.step_type and not_deploy.step_types.search(unit.step_type))

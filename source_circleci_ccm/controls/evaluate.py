@@ -36,8 +36,8 @@ def _job_matches(catalogue: Catalogue, wj: WorkflowJob, matcher: Matcher) -> dic
         hits = [hit for command in unit.commands for hit in knowledge.command_hits(command)]
         if unit.orb and unit.orb_ref:
             hits.extend(knowledge.orb_hits(unit.orb, unit.orb_ref))
-        if not hits and unit.commands and unit.step:  # an opaque step whose name says which scanner it runs
-            hits = knowledge.name_hits(unit.step)
+        if not hits and unit.step and not all(knowledge.sets_up(c) for c in unit.commands):
+            hits = knowledge.name_hits(unit.step)  # an opaque step whose name says which scanner it runs
         for hit in hits:
             tools_seen.add(hit.tool)
             if not any(e["where"] == unit.where for e in found[hit.control]):

@@ -216,6 +216,13 @@ class KnowledgeBase:
                     return tools
         return []
 
+    def sets_up(self, command: Command) -> bool:
+        """A call that only logs in, installs or asks for help (`license-cli auth`, `snyk auth`): no step so named
+        scans, whatever its name says."""
+        args = command.argv[1:]
+        positional = [a for a in args if not a.startswith("-")]
+        return bool(positional[:1] and positional[0].lower() in self.not_scanning) or any(a in self.not_scanning for a in args)
+
     def programs(self) -> frozenset[str]:
         """Every program the knowledge base names: scanners' executables and the build tools that run tasks."""
         return frozenset(self._by_executable) | frozenset(self._tasks_by_executable)

@@ -472,3 +472,44 @@ def test_an_orbs_apply_destroyed_elsewhere_still_deploys(catalogue):
     config = textwrap.dedent(_FIXTURE).replace("{name: fixture-destroy, working-directory: test/fixture,",
                                                "{name: fixture-destroy, working-directory: test/other,")
     assert evaluate_config(config, catalogue, include_deploy=True)["deploy"].status == "pass"
+
+
+def test_a_job_that_only_commits_and_pushes_a_branch_is_not_a_deploy(catalogue):
+    steps = "[checkout, {run: git checkout -b boilerplate-release}, {run: 'git commit -am generated'}, {run: git push origin boilerplate-release --force}]"
+    deploy = _deploy(_job("deploy", steps), """
+        workflows:
+          main:
+            jobs:
+              - deploy: {filters: {branches: {only: master}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
+def test_pushing_a_release_tag_it_made_is_still_a_release(catalogue):
+    steps = """[checkout, {run: "git tag -a v1.2.3 -m v1.2.3 && git push origin v1.2.3"}]"""
+    deploy = _deploy(_job("publish", steps), """
+        workflows:
+          main:
+            jobs:
+              - publish: {filters: {branches: {only: main}}}
+        """, catalogue)
+    assert deploy.status == "pass"
+
+
+@pytest.mark.parametrize("step, status", [
+    ("Distribute to Firebase AppTester Dev", "pass"), ("push development branch to GitHub", "not_applicable"),
+])
+def test_step_names_that_distribute_a_build_or_push_a_branch(step, status, catalogue):
+    steps = f"[checkout, {{run: {{name: {step!r}, command: bundle exec fastlane distDev}}}}]"
+    assert _deploy_alone("build", steps, catalogue).status == status
+
+
+def test_preparing_a_release_behind_an_approval_is_not_a_release(catalogue):
+    deploy = _deploy(_job("release-prep", "[checkout, {run: yarn run merge-ci}, {run: ./scripts/set-release-version.sh}]"), """
+        workflows:
+          main:
+            jobs:
+              - release-approval: {type: approval}
+              - release-prep: {requires: [release-approval]}
+        """, catalogue)
+    assert deploy.status == "not_applicable"

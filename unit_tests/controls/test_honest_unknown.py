@@ -124,3 +124,8 @@ def test_a_scanner_installed_by_a_build_target_then_run_opaquely_in_a_step_named
     steps = "[checkout, {run: {name: Install Hadolint, command: make install-hadolint}}, {run: {name: Linting Dockerfile, command: make lint}}]"
     result = evaluate_config(_job_config("build-server", steps), catalogue)["iac_scanning"]
     assert result.status == "pass" and result.evidence[0]["rule_id"] == "kb.hadolint"
+
+
+def test_a_step_named_for_a_scan_that_only_logs_in_is_not_the_scan(catalogue):
+    result = evaluate_config(_config("Check FOSSA Build/Scan", "license-cli auth"), catalogue)["dependency_scanning"]
+    assert result.status != "pass"
