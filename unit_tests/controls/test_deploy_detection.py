@@ -33,6 +33,16 @@ def _deploy(jobs: str, workflow: str, catalogue):
     return evaluate_config(_config("jobs:" + jobs, workflow), catalogue, include_deploy=True)["deploy"]
 
 
+def _deploy_invoked(name: str, steps: str, invocation: str, catalogue):
+    """The deploy verdict on one job that a workflow invokes with ``invocation`` (its context, filters, ...)."""
+    return _deploy(_job(name, steps), f"""
+        workflows:
+          main:
+            jobs:
+              - {name}: {invocation}
+        """, catalogue)
+
+
 def _deploy_alone(name: str, steps: str, catalogue):
     """The deploy verdict on one job that a workflow runs alone."""
     return _deploy(_job(name, steps), f"""
@@ -80,22 +90,14 @@ def test_combined_deploy_evidence_names_each_signal_and_the_rule_that_saw_it(cat
 
 
 def test_a_deploy_job_name_on_release_branch_filters_is_a_deploy(catalogue):
-    deploy = _deploy(_job("publish", "[checkout, {run: ./ship.sh}]"), """
-        workflows:
-          main:
-            jobs:
-              - publish: {filters: {branches: {only: [main, /release\\/.*/]}}}
-        """, catalogue)
+    deploy = _deploy_invoked("publish", "[checkout, {run: ./ship.sh}]",
+                             '{filters: {branches: {only: [main, /release\\/.*/]}}}', catalogue)
     assert deploy.status == "pass"
 
 
 def test_branch_filters_that_let_a_feature_branch_through_are_no_release_signal(catalogue):
-    deploy = _deploy(_job("publish", "[checkout, {run: ./ship.sh}]"), """
-        workflows:
-          main:
-            jobs:
-              - publish: {filters: {branches: {only: [main, feature-x]}}}
-        """, catalogue)
+    deploy = _deploy_invoked("publish", "[checkout, {run: ./ship.sh}]",
+                             '{filters: {branches: {only: [main, feature-x]}}}', catalogue)
     assert deploy.status == "not_applicable"
 
 
@@ -125,33 +127,21 @@ def test_a_credited_approval_says_why_the_job_it_gates_is_a_deploy(catalogue):
 
 
 def test_a_job_named_deploy_that_only_notifies_is_not_a_deploy(catalogue):
-    deploy = _deploy(_job("deploy", "[checkout, {slack/notify: {event: pass}}]"), """
-        workflows:
-          main:
-            jobs:
-              - deploy: {context: production, filters: {branches: {only: main}}}
-        """, catalogue)
+    deploy = _deploy_invoked("deploy", "[checkout, {slack/notify: {event: pass}}]",
+                             '{context: production, filters: {branches: {only: main}}}', catalogue)
     assert deploy.status == "not_applicable"
 
 
 def test_a_job_whose_name_says_it_notifies_is_not_made_a_deploy_by_its_context_and_filters(catalogue):
-    deploy = _deploy(_job("deploy-notify", "[{run: ./scripts/post_message.sh}]"), """
-        workflows:
-          main:
-            jobs:
-              - deploy-notify: {context: production, filters: {branches: {only: main}}}
-        """, catalogue)
+    deploy = _deploy_invoked("deploy-notify", "[{run: ./scripts/post_message.sh}]",
+                             '{context: production, filters: {branches: {only: main}}}', catalogue)
     assert deploy.status == "not_applicable"
 
 
 def test_artifact_test_result_and_coverage_uploads_are_not_deploys(catalogue):
     steps = "[checkout, {store_artifacts: {path: dist}}, {store_test_results: {path: results}}, codecov/upload]"
-    deploy = _deploy(_job("release", steps), """
-        workflows:
-          main:
-            jobs:
-              - release: {context: release, filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}
-        """, catalogue)
+    deploy = _deploy_invoked("release", steps,
+                             '{context: release, filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}', catalogue)
     assert deploy.status == "not_applicable"
 
 
@@ -283,12 +273,8 @@ def test_an_upload_to_a_local_object_storage_emulator_is_not_a_deploy(catalogue)
 
 
 def test_a_job_named_redeploy_is_named_as_a_deploy(catalogue):
-    deploy = _deploy(_job("redeploy-frontend", "[checkout, {run: ./scripts/go.sh}]"), """
-        workflows:
-          main:
-            jobs:
-              - redeploy-frontend: {context: production}
-        """, catalogue)
+    deploy = _deploy_invoked("redeploy-frontend", "[checkout, {run: ./scripts/go.sh}]",
+                             '{context: production}', catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["signals"][0]["matched"] == "redeploy-frontend"
 
 
@@ -324,33 +310,20 @@ def test_a_step_named_release_is_one_weak_signal_not_a_deploy_alone(catalogue):
 
 def test_a_release_job_on_tags_whose_steps_only_build_and_test_is_not_a_deploy(catalogue):
     steps = "[checkout, {run: {name: Build executable, command: make -C handler release}}, {run: go test ./...}]"
-    deploy = _deploy(_job("release", steps), """
-        workflows:
-          main:
-            jobs:
-              - release: {filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}
-        """, catalogue)
+    deploy = _deploy_invoked("release", steps, '{filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}', catalogue)
     assert deploy.status == "not_applicable"
 
 
 def test_a_step_named_as_building_and_deploying_is_not_build_work(catalogue):
-    deploy = _deploy(_job("deploy", "[checkout, {run: {name: Build and deploy, command: ./bin/go}}]"), """
-        workflows:
-          main:
-            jobs:
-              - deploy: {context: production}
-        """, catalogue)
+    deploy = _deploy_invoked("deploy", "[checkout, {run: {name: Build and deploy, command: ./bin/go}}]",
+                             '{context: production}', catalogue)
     assert deploy.status == "pass"
 
 
 def test_a_release_job_that_hands_what_it_made_on_through_the_workspace_is_not_a_deploy(catalogue):
     steps = "[checkout, {run: make release_handler}, {persist_to_workspace: {root: ., paths: [release/*]}}]"
-    deploy = _deploy(_job("release_handler", steps), """
-        workflows:
-          main:
-            jobs:
-              - release_handler: {filters: {tags: {only: /^v.*/}, branches: {only: master}}}
-        """, catalogue)
+    deploy = _deploy_invoked("release_handler", steps,
+                             '{filters: {tags: {only: /^v.*/}, branches: {only: master}}}', catalogue)
     assert deploy.status == "not_applicable"
 
 
@@ -415,22 +388,14 @@ def test_a_job_that_only_scans_is_not_made_a_deploy_by_its_release_name_and_cont
 
 
 def test_opening_a_release_pull_request_is_not_a_release(catalogue):
-    deploy = _deploy(_job("Create/update release PR", "[checkout, {run: release-please release-pr --token $GITHUB_TOKEN}]"), """
-        workflows:
-          main:
-            jobs:
-              - Create/update release PR: {context: [devex-release]}
-        """, catalogue)
+    deploy = _deploy_invoked("Create/update release PR", "[checkout, {run: release-please release-pr --token $GITHUB_TOKEN}]",
+                             '{context: [devex-release]}', catalogue)
     assert deploy.status == "not_applicable"
 
 
 def test_a_script_named_for_testing_a_release_is_no_release_signal(catalogue):
-    deploy = _deploy(_job("integration_node_11", "[checkout, {run: ./scripts/build-post-release-test.sh}]"), """
-        workflows:
-          main:
-            jobs:
-              - integration_node_11: {filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}
-        """, catalogue)
+    deploy = _deploy_invoked("integration_node_11", "[checkout, {run: ./scripts/build-post-release-test.sh}]",
+                             '{filters: {tags: {only: /^v.*/}, branches: {ignore: /.*/}}}', catalogue)
     assert deploy.status == "not_applicable"
 
 
@@ -476,23 +441,13 @@ def test_an_orbs_apply_destroyed_elsewhere_still_deploys(catalogue):
 
 def test_a_job_that_only_commits_and_pushes_a_branch_is_not_a_deploy(catalogue):
     steps = "[checkout, {run: git checkout -b boilerplate-release}, {run: 'git commit -am generated'}, {run: git push origin boilerplate-release --force}]"
-    deploy = _deploy(_job("deploy", steps), """
-        workflows:
-          main:
-            jobs:
-              - deploy: {filters: {branches: {only: master}}}
-        """, catalogue)
+    deploy = _deploy_invoked("deploy", steps, '{filters: {branches: {only: master}}}', catalogue)
     assert deploy.status == "not_applicable"
 
 
 def test_pushing_a_release_tag_it_made_is_still_a_release(catalogue):
     steps = """[checkout, {run: "git tag -a v1.2.3 -m v1.2.3 && git push origin v1.2.3"}]"""
-    deploy = _deploy(_job("publish", steps), """
-        workflows:
-          main:
-            jobs:
-              - publish: {filters: {branches: {only: main}}}
-        """, catalogue)
+    deploy = _deploy_invoked("publish", steps, '{filters: {branches: {only: main}}}', catalogue)
     assert deploy.status == "pass"
 
 
