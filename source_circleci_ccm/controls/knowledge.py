@@ -74,7 +74,7 @@ class Tool:
         positional = self._positional(args)
         control = self._subcommand_control(positional)
         if control is _NO_SUBCOMMAND:
-            if (positional[:1] and positional[0].lower() in not_scanning) or any(a in not_scanning for a in args if a.startswith("-")):
+            if _sets_up(args, not_scanning):
                 return set()
             control = self.control
         if control is None:
@@ -219,9 +219,7 @@ class KnowledgeBase:
     def sets_up(self, command: Command) -> bool:
         """A call that only logs in, installs or asks for help (`license-cli auth`, `snyk auth`): no step so named
         scans, whatever its name says."""
-        args = command.argv[1:]
-        positional = [a for a in args if not a.startswith("-")]
-        return bool(positional[:1] and positional[0].lower() in self.not_scanning) or any(a in self.not_scanning for a in args)
+        return _sets_up(command.argv[1:], self.not_scanning)
 
     def programs(self) -> frozenset[str]:
         """Every program the knowledge base names: scanners' executables and the build tools that run tasks."""
@@ -344,6 +342,12 @@ class KnowledgeBase:
             hits = self.name_hits(f"{command} {orb.rsplit('/', 1)[-1]}", scan_word_needed=False)
             hits = [Hit(h.tool, h.control, orb_ref) for h in hits]
         return hits
+
+
+def _sets_up(args: tuple[str, ...], not_scanning: frozenset[str]) -> bool:
+    """The call's first word or one of its options asks for no scan (`install`, `auth`, `--version`)."""
+    first = next((a for a in args if not a.startswith("-")), "")
+    return first.lower() in not_scanning or any(a in not_scanning for a in args if a.startswith("-"))
 
 
 def _task_keys(arg: str) -> list[str]:
