@@ -11,7 +11,7 @@ from importlib import resources
 
 import yaml
 
-from .shell import Command, image_name
+from .shell import SCRIPT_FILE, Command, image_name
 
 TOOL_FIELDS = {"id", "docs", "control", "executables", "subcommands", "options", "sources", "images", "orbs", "tasks", "names"}
 _WORD = re.compile(r"[a-z0-9]+")  # one letter or digit class repeated: linear
@@ -20,7 +20,6 @@ _INSTALL_TARGET = re.compile(r"install[-_]([\w.-]+)|([\w.-]+)[-_]install", re.IG
 _INSTALLER_SCRIPT = re.compile(r"(install|installer|get)(\.sh)?$")
 _NAME_PART_END = re.compile(r"[-_.]|$")  # where a downloaded file's name may end before its platform or version
 _PACKAGE_VERSION = re.compile(r"[@=<>~!\[]")  # where a package name ends and its version or extras begin
-_SCRIPT_FILE = re.compile(r"([\w.-]+)\.(sh|bash|py|rb|js|ts|pl)")  # a project script, by its name less the extension
 _NAME_SPLIT = re.compile(r"([a-z0-9]+)[-:_]([a-z0-9][\w:-]*)")  # `snyk-test`: a tool's program and what follows it
 _MAX_NAME_WORDS = 3  # the longest tool name a step, job or orb name is read for (`owasp dependency check`)
 _NO_SUBCOMMAND = object()  # the call names none of a tool's subcommands (unlike one mapped to None: no scan)
@@ -177,12 +176,12 @@ class KnowledgeBase:
         """Scanners with a control of their own that ``command`` installs (`pip3 install bandit`, `cargo install
         --locked cargo-deny`, `go install github.com/securego/gosec/v2/cmd/gosec@latest`); None when it installs
         nothing (it is no package manager's install)."""
-        subcommands = self.installers.get(command.argv[0].lower())
         if command.argv[0] in _DOWNLOADERS:
             return self._downloaded(command) or None
         if command.argv[0] in self.target_runners:  # `make install-hadolint`: a target named for installing one
             names = [m.group(1) or m.group(2) for m in map(_INSTALL_TARGET.fullmatch, self._targets(command.argv[1:])) if m]
             return [t for name in names for t in self._by_executable.get(name.lower(), ()) if t.control] or None
+        subcommands = self.installers.get(command.argv[0].lower())
         if not subcommands:
             return None
         positional = [a.lower() for a in command.argv[1:] if not a.startswith("-")]
@@ -242,7 +241,7 @@ class KnowledgeBase:
         if exe in self.environment_runners:
             for environment in self._environments(exe, args):
                 hits.extend((tool, tool.control) for tool in self._single_purpose(environment))
-        script = _SCRIPT_FILE.fullmatch(exe)
+        script = SCRIPT_FILE.match(exe)
         if script:  # `bin/brakeman.sh`
             hits.extend((tool, tool.control) for tool in self._single_purpose(script.group(1)))
         elif not hits:

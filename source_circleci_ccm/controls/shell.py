@@ -60,7 +60,7 @@ _SCRIPT_RUNNERS = {"npm", "yarn", "pnpm", "bun"}
 _SHELLS = {"sh", "bash", "zsh", "dash", "ash", "ksh"}
 _FETCHERS = {"curl", "wget"}
 _PYTHONS = re.compile(r"python(\d(\.\d+)?)?$")
-_SCRIPT = re.compile(r"[\w.-]+\.(sh|bash|rb|py|pl|js|mjs|ts)$")
+SCRIPT_FILE = re.compile(r"([\w.-]+)\.(sh|bash|rb|py|pl|js|mjs|ts)$")  # a project script: its name less the extension
 # Programs this reader itself knows (wrappers it takes off); callers add the ones their rules name.
 _OWN_PROGRAMS = frozenset(_SHELLS | _DIRECT_RUNNERS | _SCRIPT_RUNNERS | {r for r, _ in _RUNNERS}
                           | set(_WRAPPER_OPTIONS_WITH_VALUE)
@@ -131,7 +131,7 @@ def _program_name(word: str) -> str:
 
 def _runs_script_file(words: list[str]) -> bool:
     i = _skip_options(words, 1, set())
-    return i < len(words) and bool(_SCRIPT.match(words[i].rsplit("/", 1)[-1]))
+    return i < len(words) and bool(SCRIPT_FILE.match(words[i].rsplit("/", 1)[-1]))
 
 
 def _runs_in_container(head: str, words: list[str]) -> bool:
@@ -191,7 +191,7 @@ def _fetched_script(url: str, args: list[str], programs: frozenset[str]) -> list
         return []
     out = [Command(argv=(name,) + tuple(args))]
     stem = name.rsplit(".", 1)[0]
-    if _SCRIPT.match(name) and stem in programs:
+    if SCRIPT_FILE.match(name) and stem in programs:
         out.append(Command(argv=(stem,) + tuple(args)))
     return out
 
@@ -264,7 +264,7 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
             if i + 1 >= len(words) or depth >= MAX_NESTING:
                 return []
             return _unwrap(words[i + 1:], depth + 1, programs)
-        elif (_SCRIPT.match(head) and len(words) > 1 and depth < MAX_NESTING
+        elif (SCRIPT_FILE.match(head) and len(words) > 1 and depth < MAX_NESTING
               and (words[1] in _OWN_PROGRAMS or words[1] in programs)):
             # the script forwards a command to a program it names: the call and the program's command both count
             return [Command(argv=(head,) + tuple(words[1:]))] + _unwrap(words[1:], depth + 1, programs)
