@@ -35,6 +35,9 @@ RUN_STEPS = ("run", "deploy")
 _PARAM_RE = re.compile(r"<<\s*parameters\.([\w-]+)\s*>>")
 _PIPELINE_PARAM_RE = re.compile(r"<<\s*pipeline\.parameters\.([\w-]+)\s*>>")
 _AFTER_PARAM = re.compile(r"^(post|after)([-_]|$)|[-_](post|after)$")
+# An orb parameter named for a command (`command`, `test-command`, `becommand`, `build_cmd`, `script`) holds a
+# shell command the orb runs: it is read as a `run` step of its own.
+_COMMAND_PARAM = re.compile(r"(command|cmd|script)s?$", re.IGNORECASE)
 _MATRIX_PARAM_RE = re.compile(r"<<\s*matrix\.([\w-]+)\s*>>")
 
 
@@ -307,12 +310,10 @@ class _Builder:
                     command, step_name, workdir = args.get("command"), args.get("name"), args.get("working_directory")
                 else:
                     continue
-                source = self._subst(str(command or ""), scope)
-                read = self._read(source)
-                out.append(Unit(where=f"{where}.{name}", step=self._subst(str(step_name), scope) if step_name else None,
-                                step_index=len(out), step_type=name, run="\n".join(c.line for c in read),
-                                source=source, commands=read,
-                                workdir=self._subst(str(workdir), scope) if workdir else None, **common))
+                out.append(self._run_unit(f"{where}.{name}", name, self._subst(str(command or ""), scope),
+                                          wj, step_index=len(out),
+                                          step=self._subst(str(step_name), scope) if step_name else None,
+                                          workdir=self._subst(str(workdir), scope) if workdir else None))
             elif name in ("when", "unless") and isinstance(args, dict):
                 holds = _truth(args.get("condition"), lambda text: self._subst_job(text, scope))
                 if holds is None or holds == (name == "when"):  # unknown until run time: it may run
@@ -334,9 +335,24 @@ class _Builder:
                 orb, orb_version = ns.orb_of(name)
                 out.append(Unit(where=where, step=step_name, step_index=len(out), step_type="orb_command",
                                 orb=orb, orb_version=orb_version, orb_ref=name, params=params, **common))
+                out.extend(self._command_parameters(params, where, wj, step_index=out[-1].step_index))
             else:
                 step_name = args.get("name") if isinstance(args, dict) and isinstance(args.get("name"), str) else None
                 out.append(Unit(where=where, step=step_name, step_index=len(out), step_type=name, **common))
+
+    def _run_unit(self, where: str, step_type: str, source: str, wj: WorkflowJob, step_index: int | None,
+                  step: str | None = None, workdir: str | None = None) -> Unit:
+        read = self._read(source)
+        return Unit(where=where, step=step, step_index=step_index, step_type=step_type,
+                    run="\n".join(c.line for c in read), source=source, commands=read, workdir=workdir,
+                    job=wj.name, job_key=wj.key, contexts=wj.contexts)
+
+    def _command_parameters(self, params: dict, where: str, wj: WorkflowJob, step_index: int | None) -> list[Unit]:
+        """The commands an orb job or command is given to run (`test-command: go test ./...`), as `run` steps at
+        ``step_index``: where the orb runs them among its own steps is not in the config."""
+        return [self._run_unit(f"{where}.{param}", "run", value, wj, step_index)
+                for param, value in params.items()
+                if isinstance(value, str) and value.strip() and _COMMAND_PARAM.search(param)]
 
     def _read(self, text: str) -> list[Command]:
         if self.commands_left <= 0:
@@ -436,8 +452,9 @@ class _Builder:
                              orb=orb, orb_version=orb_version, orb_ref=wj.key if "/" in wj.key else None,
                              params=wj.params, contexts=wj.contexts, refs=_refs(wj.filters)))
         if orb and not found:
-            # An orb job's own steps are not in the config, but the steps the config hands it are (a `steps`
-            # parameter, `pre-steps`, `post-steps`): they run in that job.
+            # An orb job's own steps are not in the config, but the steps and commands the config hands it are (a
+            # `steps` parameter, `pre-steps`, `post-steps`, a `test-command`): they run in that job.
+            wj.units.extend(self._command_parameters(wj.params, wj.where, wj, step_index=None))
             for param, value in wj.params.items():
                 if is_step_list(value):
                     start = len(wj.units)

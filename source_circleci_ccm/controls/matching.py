@@ -1,6 +1,7 @@
 """Match catalogue rules against config units."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -28,6 +29,23 @@ def _search_run(rule: Rule, text: str) -> str | None:
             return line
         pos = end + 1
     return None
+
+
+# Where a step name joins several pieces of work ("Run tests & generate reports", "Install deps and run tests").
+_NAME_JOINS = re.compile(r"&|;|\band\b|\bthen\b", re.IGNORECASE)  # no `\s*` around it: linear on any name
+
+
+def _piece_of(name: str, end: int) -> str:
+    """The piece of a step name, split where it joins several pieces of work, that holds the character before
+    ``end``: a rule's `unless` vetoes the work its `step_name` matched, not the work named beside it."""
+    start, stop = 0, len(name)
+    for join in _NAME_JOINS.finditer(name):
+        if join.end() < end:
+            start = join.end()
+        elif join.start() >= end:
+            stop = join.start()
+            break
+    return name[start:stop].strip()
 
 
 def _params_ok(rule: Rule, params: dict) -> bool:
@@ -85,7 +103,8 @@ def _match_content(rule: Rule, unit: Unit) -> _ContentMatch | None:
             return None
         step_type = unit.step_type
     if rule.step_name:
-        if not unit.step or not rule.step_name.search(unit.step):
+        named = rule.step_name.search(unit.step) if unit.step else None
+        if named is None or (rule.unless and rule.unless.search(_piece_of(unit.step, named.end()))):
             return None
         text = unit.step
     if rule.run:
@@ -103,7 +122,7 @@ def _match_content(rule: Rule, unit: Unit) -> _ContentMatch | None:
             return None
         text = f"{unit.orb_ref or unit.job_key}: {switch}: true"
     # a `run` rule's `unless` also reads its step's name: what a command does is often told only by names
-    if rule.unless and (rule.step_name or rule.run) and unit.step and rule.unless.search(unit.step):
+    if rule.unless and rule.run and unit.step and rule.unless.search(unit.step):
         return None
     return _ContentMatch(orb_ref, step_type, text)
 

@@ -602,7 +602,9 @@ def test_only_the_development_versions_orb_tools_publishes_are_an_orbs_integrati
 
 @pytest.mark.parametrize("step, status", [
     ("Docker Compose & Run Tests", "pass"), ("Build, test, push image to dockerhub", "pass"),
-    ("Build, push image", "fail"),
+    ("Run Tests & Generate Gcovr Reports", "pass"), ("Install dependencies and run tests", "pass"),
+    ("Build, push image", "fail"), ("Generate test reports", "fail"), ("Run tests then upload", "pass"),
+    ("Install test dependencies and build", "fail"), ("Deploy and run load tests", "fail"),
 ])
 def test_a_step_named_for_running_tests_among_other_work_runs_tests(step, status, catalogue):
     steps = f"[checkout, {{run: {{name: {step!r}, command: ./build.sh}}}}]"
@@ -616,3 +618,28 @@ def test_a_step_named_test_that_runs_a_scanner_is_that_scan_not_a_test_suite(cat
 
 def test_an_orb_job_that_runs_tests_under_a_prefix_runs_tests(catalogue):
     assert run(_orb_workflow("cjw296/python-ci@5", "pip-run-tests", "{}"), catalogue)["automated_tests"].status == "pass"
+
+
+@pytest.mark.parametrize("params, control, status", [
+    ("{becommand: 'go test ./...'}", "automated_tests", "pass"),
+    ("{test-command: 'npm audit --audit-level=high'}", "dependency_scanning", "pass"),
+    ("{build_cmd: 'npm run build'}", "automated_tests", "fail"),
+    ("{test-results: 'go test ./...'}", "automated_tests", "fail"),  # named for results, not a command
+])
+def test_a_command_handed_to_an_orb_job_is_read_as_the_job_runs_it(params, control, status, catalogue):
+    assert run(_orb_workflow("acme/backend@1", "build", params), catalogue)[control].status == status
+
+
+def test_a_command_handed_to_an_orb_command_is_read_in_its_step(catalogue):
+    config = """
+        version: 2.1
+        orbs: {be: acme/backend@1}
+        jobs:
+          build:
+            docker: [{image: cimg/base:current}]
+            steps: [checkout, {be/run: {command: pytest -q}}]
+        workflows:
+          main: {jobs: [build]}
+        """
+    test = run(config, catalogue)["automated_tests"]
+    assert test.status == "pass" and test.evidence[0]["where"] == "jobs.build.steps[1].command"
