@@ -306,13 +306,18 @@ def test_tests_run_through_a_wrapper_or_in_a_container_are_automated_tests(comma
     "npx elm-test", "busted", "prove -lr t", "forge test", "npx hardhat test", "truffle test", "terraform test",
     "shellspec", "kitchen test", "molecule test", "helm unittest chart/", "ember test", "react-scripts test --watchAll=false",
     "vue-cli-service test:unit", "ant test", "container-structure-test test --image app --config t.yaml",
-    "mage test", "task test", "just test", "earthly +test", "dagger call test", "inv test", "spin test",
+    "mage test", "mage test:unit", "./bin/mage ci:test", "go run mage.go test", "task test:integration", "task test", "just test", "earthly +test", "dagger call test", "inv test", "spin test",
     "script/cibuild", "script/test", "make -j4 parallel_test", "make -j1 tests/test_search.py", "scripts/ci_tests.sh",
     "composer functional", "npm run acceptance", "inspec exec profiles/cis-docker", "goss validate", "dgoss run app:1",
 ])
 def test_documented_test_runners_run_the_test_suite(command, catalogue):
     result = run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
     assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.runner-command"
+
+
+@pytest.mark.parametrize("command", ["make deploy-test", "task deploy:test", "mage release:test"])
+def test_a_build_target_that_deploys_to_a_test_environment_is_not_a_test_run(command, catalogue):
+    assert run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"].status == "fail"
 
 
 @pytest.mark.parametrize("command", [
