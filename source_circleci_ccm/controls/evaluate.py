@@ -147,8 +147,10 @@ class _Analysis:
         return [(wf, wj) for wf in self.model.workflows for wj in wf.jobs if self.of(wj, DEPLOY)]
 
     @cached_property
-    def opaque_named_steps(self) -> list[tuple[WorkflowJob, Unit]]:
-        """Named steps whose commands no scan evidence explains, in job order: worked out once for every control."""
+    def opaque_named_steps(self) -> list[tuple[WorkflowJob, Unit, str]]:
+        """Steps whose commands no scan evidence explains, each with a name that says what it does: the step's
+        own name, or the build target or package script it calls (`make vulncheck`), in job order; worked out
+        once for every control."""
         knowledge = self.catalogue.knowledge
         out = []
         for wj in self.model.invoked_jobs():
@@ -158,8 +160,11 @@ class _Analysis:
             for unit in wj.units[1:]:
                 # A step that only prints (`echo "TODO: enable snyk"`) shows there is no scan: `fail`, not `unknown`.
                 opaque = any(command.argv[0] not in NO_OP_PROGRAMS for command in unit.commands)
-                if opaque and unit.step and unit.where not in explained and not knowledge.names_set_up(unit.step):
-                    out.append((wj, unit))
+                if not opaque or unit.where in explained:
+                    continue
+                names = [unit.step] if unit.step else []
+                names += [name for command in unit.commands for name in knowledge.work_names(command)]
+                out.extend((wj, unit, name) for name in names if not knowledge.names_set_up(name))
         return out
 
     def upstream(self, wf: Workflow, controls: tuple[str, ...]) -> list[dict | None]:
@@ -191,21 +196,23 @@ def _step_control(analysis: _Analysis, control: str) -> ControlResult:
         return analysis.catalogue.result(control, UNKNOWN, reason=analysis.model.truncated)
     named = _named_opaque_step(analysis, control)
     if named is not None:
-        return analysis.catalogue.result(control, UNKNOWN, [named],
-                       reason=f"step {named['step']!r} of job {named['job']!r} is named as this control but runs "
-                              f"{named['matched']!r}, which the configuration does not show: check what it runs, "
+        name, ev = named
+        return analysis.catalogue.result(control, UNKNOWN, [ev],
+                       reason=f"{name!r} in job {ev['job']!r} names this control, but what step {ev['where']} runs, "
+                              f"{ev['matched']!r}, the configuration does not show: check what it runs, "
                               "or add a custom rule for it")
     return analysis.catalogue.result(control, FAIL, reason="no invoked job matches any rule for this control")
 
 
-def _named_opaque_step(analysis: _Analysis, control: str) -> dict | None:
-    """A step named as a ``control`` scan (e.g. `Security`, `Snyk`) whose commands no rule or tool explains."""
+def _named_opaque_step(analysis: _Analysis, control: str) -> tuple[str, dict] | None:
+    """A step named as a ``control`` scan (`Security`, `Snyk`, `make vulncheck`) whose commands no rule or tool
+    explains: the name, and the step as evidence."""
     pattern = analysis.catalogue.controls[control].named_step
     if pattern is None:
         return None
-    return next((_strip([unit_evidence(unit, wj, "unknown.named-opaque-step",
-                                       unit.source.strip().split("\n", 1)[0])])[0]
-                 for wj, unit in analysis.opaque_named_steps if pattern.search(unit.step)), None)
+    return next(((name, _strip([unit_evidence(unit, wj, "unknown.named-opaque-step",
+                                              unit.source.strip().split("\n", 1)[0])])[0])
+                 for wj, unit, name in analysis.opaque_named_steps if pattern.search(name)), None)
 
 
 def _approval(analysis: _Analysis, deploys) -> ControlResult:

@@ -20,6 +20,7 @@ _INSTALL_TARGET = re.compile(r"install[-_]([\w.-]+)|([\w.-]+)[-_]install", re.IG
 _INSTALLER_SCRIPT = re.compile(r"(install|installer|get)(\.sh)?$")
 _NAME_PART_END = re.compile(r"[-_.]|$")  # where a downloaded file's name may end before its platform or version
 _PACKAGE_VERSION = re.compile(r"[@=<>~!\[]")  # where a package name ends and its version or extras begin
+_NAME_PUNCTUATION = re.compile(r"[-:_]+")  # `security-scan`, `audit:ci`: words as a step name writes them
 _NAME_SPLIT = re.compile(r"([a-z0-9]+)[-:_]([a-z0-9][\w:-]*)")  # `snyk-test`: a tool's program and what follows it
 _MAX_NAME_WORDS = 3  # the longest tool name a step, job or orb name is read for (`owasp dependency check`)
 _NO_SUBCOMMAND = object()  # the call names none of a tool's subcommands (unlike one mapped to None: no scan)
@@ -148,6 +149,7 @@ class KnowledgeBase:
     not_scan_words: frozenset[str]
     installers: dict[str, tuple[tuple[str, ...], ...]]  # program -> its install subcommands, as words
     target_runners: frozenset[str] = frozenset()
+    script_runners: frozenset[str] = frozenset()
     target_runner_options_with_value: frozenset[str] = frozenset()
     environment_runners: dict[str, frozenset[str]] = field(default_factory=dict)  # program -> its environment options
     _by_executable: dict[str, list[Tool]] = field(default_factory=dict)
@@ -287,6 +289,18 @@ class KnowledgeBase:
                 found.append((tool, tool.control))
         return found
 
+    def work_names(self, command: Command) -> list[str]:
+        """The names a project gave the work ``command`` calls: its build targets (`make vulncheck`, `rake
+        security`) or package script (`npm run audit:ci`), words apart (`vulncheck`, `audit ci`)."""
+        exe, args = command.argv[0].lower(), command.argv[1:]
+        if exe in self.target_runners:
+            names = self._targets(args)
+        elif exe in self.script_runners and args[:1] in (("run",), ("run-script",)):
+            names = [arg for arg in args[1:2] if not arg.startswith("-")]
+        else:
+            names = []
+        return [_NAME_PUNCTUATION.sub(" ", name) for name in names]
+
     def _targets(self, args: tuple[str, ...]) -> list[str]:
         """The targets of a build-target runner's call: its words that are no option, option value or `VAR=x`."""
         targets, skip = [], False
@@ -400,6 +414,7 @@ def load_knowledge_base(controls: tuple[str, ...]) -> KnowledgeBase:
         installers={program: tuple(tuple(s.split()) for s in subcommands)
                     for program, subcommands in data["installers"].items()},
         target_runners=frozenset(data["target_runners"]),
+        script_runners=frozenset(data["script_runners"]),
         target_runner_options_with_value=frozenset(data["target_runner_options_with_value"]),
         environment_runners={program: frozenset(options) for program, options in data["environment_runners"].items()},
     )

@@ -25,7 +25,7 @@ def _config(step_name: str, command: str) -> str:
 @pytest.mark.parametrize("step_name, command, unknown", [
     ("Security", "make security", set(SCAN_CONTROLS)),
     ("Snyk", "./scripts/snyk.sh", {"dependency_scanning", "sast", "image_scanning"}),
-    ("Vulnerability scan", "rake security", {"dependency_scanning", "image_scanning"}),
+    ("Vulnerability scan", "rake check_all", {"dependency_scanning", "image_scanning"}),
     ("Check image scan results", "./scripts/scan.sh", {"image_scanning"}),
     ("Secrets scan", "bin/check", {"secret_scanning"}),
 ])
@@ -38,6 +38,21 @@ def test_a_step_named_as_a_scan_running_an_opaque_command_is_unknown_with_the_st
         assert results[control].evidence[0]["step"] == step_name
     for control in set(SCAN_CONTROLS) - unknown:
         assert results[control].status == "fail"
+
+
+@pytest.mark.parametrize("command, unknown", [
+    ("make vulncheck", {"dependency_scanning", "image_scanning"}),
+    ("bundle exec rake security", set(SCAN_CONTROLS)),
+    ("npm run secrets-scan", {"secret_scanning"}),
+    ("make -C docker dockerfile-lint", {"iac_scanning"}),
+    ("make build", set()),
+])
+def test_an_unnamed_step_calling_a_build_target_named_as_a_scan_is_unknown(catalogue, command, unknown):
+    config = _config("Checks", command).replace('name: "Checks", ', "")
+    results = evaluate_config(config, catalogue)
+    assert {c for c in SCAN_CONTROLS if results[c].status == "unknown"} == unknown
+    for control in unknown:
+        assert command in results[control].reason and results[control].evidence[0]["step"] is None
 
 
 def test_a_step_named_as_a_scan_that_runs_a_known_scanner_passes(catalogue):
