@@ -309,14 +309,22 @@ def test_tests_run_through_a_wrapper_or_in_a_container_are_automated_tests(comma
     "mage test", "mage test:unit", "./bin/mage ci:test", "go run mage.go test", "task test:integration", "task test", "just test", "earthly +test", "dagger call test", "inv test", "spin test",
     "script/cibuild", "script/test", "make -j4 parallel_test", "make -j1 tests/test_search.py", "scripts/ci_tests.sh",
     "composer functional", "npm run acceptance", "inspec exec profiles/cis-docker", "goss validate", "dgoss run app:1",
+    # build lifecycles whose documented phases run the tests (maven.apache.org/guides/introduction/
+    # introduction-to-the-lifecycle.html; Gradle's `build` depends on `check`, which depends on `test`)
+    "mvn -B package", "./mvnw clean install", "./gradlew build", "./gradlew connectedCheck", "./gradlew koverVerify",
+    "circleci tests run --command='xargs npx jest' --split-by=timings", "lein midje", "bin/kaocha", "elixir -S mix test",
+    "pants test ::", "buck2 test //...", "yarn lerna run test", "pnpm turbo run test", "yarn --cwd client test",
+    "docker compose -f docker-compose.test.yml up --exit-code-from tests", "vendor/bin/phpspec run", "luarocks test",
+    "nimble test", "crystal spec", "./mill __.test", "scala-cli test .", "python setup.py nosetests",
 ])
 def test_documented_test_runners_run_the_test_suite(command, catalogue):
     result = run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"]
     assert result.status == "pass" and result.evidence[0]["rule_id"] == "tests.runner-command"
 
 
-@pytest.mark.parametrize("command", ["make deploy-test", "task deploy:test", "mage release:test"])
-def test_a_build_target_that_deploys_to_a_test_environment_is_not_a_test_run(command, catalogue):
+@pytest.mark.parametrize("command", ["make deploy-test", "task deploy:test", "mage release:test",
+                                     "mvn -B package -DskipTests", "./gradlew build -x test"])
+def test_a_call_that_skips_its_tests_or_deploys_to_a_test_environment_is_not_a_test_run(command, catalogue):
     assert run(_one_job("build", f"[checkout, {{run: {command!r}}}]"), catalogue)["automated_tests"].status == "fail"
 
 
