@@ -345,6 +345,9 @@ def test_a_deploy_command_in_a_job_that_persists_its_outputs_is_still_a_deploy(c
     "skopeo copy docker-archive:app.tar docker://repo/app", "gcloud builds submit --tag gcr.io/p/app", "copilot svc deploy --env prod",
     "ecs-deploy -c cluster -n service -i image", "doctl apps create-deployment $APP_ID", "kamal deploy", "nomad job run app.nomad",
     "eas submit -p ios", "firebase appdistribution:distribute app.apk --app $APP", "snapcraft upload --release=stable app.snap",
+    "bundle exec rake release", "dart pub publish --force", "flutter pub publish -f", "cargo release --execute",
+    "docker compose push", "docker-compose -f prod.yml push", "buildah push app", "npx netlify-cli deploy --prod --dir=build",
+    "azcopy copy ./dist 'https://acct.blob.core.windows.net/$web' --recursive", "git push -f origin gh-pages",
 ])
 def test_documented_deploy_and_publish_commands_make_a_job_a_deploy(command, catalogue):
     deploy = _deploy_alone("build", f"[checkout, {{run: {command!r}}}]", catalogue)
@@ -354,6 +357,7 @@ def test_documented_deploy_and_publish_commands_make_a_job_a_deploy(command, cat
 @pytest.mark.parametrize("command", [
     "ansible-playbook --check -i inventory/prod deploy.yml", "ko build --push=false ./cmd/app", "sbt publishLocal",
     "fastlane test", "nomad job validate app.nomad", "flux check", "crane digest repo/app", "helm repo add charts https://x",
+    "cargo release patch", "dart pub publish --dry-run",
 ])
 def test_checking_building_or_reading_with_a_deploy_tool_is_not_a_deploy(command, catalogue):
     assert _deploy_alone("build", f"[checkout, {{run: {command!r}}}]", catalogue).status == "not_applicable"
