@@ -65,6 +65,8 @@ SCRIPT_FILE = re.compile(r"([\w.-]+)\.(sh|bash|rb|py|pl|js|mjs|ts)$")  # a proje
 _OWN_PROGRAMS = frozenset(_SHELLS | _DIRECT_RUNNERS | _SCRIPT_RUNNERS | {r for r, _ in _RUNNERS}
                           | set(_WRAPPER_OPTIONS_WITH_VALUE)
                           | {"python", "python3", "go", "java", "docker", "docker-compose", "podman", "coverage"})
+_COMPOSE_OPTIONS_WITH_VALUE = {"-f", "--file", "-p", "--project-name", "--project-directory", "--env-file", "--profile",
+                               "--ansi", "--parallel", "--progress"}
 _DOCKER_OPTIONS_WITH_VALUE = {
     "-v", "-e", "-w", "-u", "-p", "-l", "-h", "-m", "--volume", "--env", "--env-file", "--workdir", "--user",
     "--name", "--network", "--net", "--platform", "--entrypoint", "--mount", "--publish", "--label", "--hostname",
@@ -134,12 +136,19 @@ def _runs_script_file(words: list[str]) -> bool:
     return i < len(words) and bool(SCRIPT_FILE.match(words[i].rsplit("/", 1)[-1]))
 
 
-def _runs_in_container(head: str, words: list[str]) -> bool:
+def _container_call_options(head: str, words: list[str]) -> int | None:
+    """Where the options of `docker exec`, `docker compose run|exec` or `docker-compose run|exec` begin (Compose's
+    own options, such as `-f FILE`, may come before its subcommand: docs.docker.com/reference/cli/docker/compose/);
+    None when the call runs no command in a container."""
+    if head == "docker" and len(words) > 2 and words[1] == "exec":
+        return 2
     if head == "docker-compose":
-        return len(words) > 2 and words[1] in ("run", "exec")
-    if head != "docker" or len(words) < 3:
-        return False
-    return words[1] == "exec" or (words[1] == "compose" and len(words) > 3 and words[2] in ("run", "exec"))
+        i = _skip_options(words, 1, _COMPOSE_OPTIONS_WITH_VALUE)
+    elif head == "docker" and len(words) > 2 and words[1] == "compose":
+        i = _skip_options(words, 2, _COMPOSE_OPTIONS_WITH_VALUE)
+    else:
+        return None
+    return i + 1 if i < len(words) and words[i] in ("run", "exec") else None
 
 
 def _docker_run(words: list[str], depth: int, programs: frozenset[str]) -> list[Command]:
@@ -258,11 +267,11 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
         elif head in ("docker", "podman") and len(words) > 2 and (
                 words[1] == "run" or (words[1] == "container" and words[2] == "run")):
             return _docker_run(words, depth, programs)
-        elif _runs_in_container(head, words):
+        elif (options := _container_call_options(head, words)) is not None:
             # `docker exec CONTAINER cmd`, `docker compose run|exec SERVICE cmd`: cmd is the command run
-            i = _skip_options(words, 2 if head != "docker" or words[1] == "exec" else 3, _DOCKER_OPTIONS_WITH_VALUE)
+            i = _skip_options(words, options, _DOCKER_OPTIONS_WITH_VALUE)
             if i + 1 >= len(words) or depth >= MAX_NESTING:
-                return []
+                return [Command(argv=(head,) + tuple(words[1:]))]  # the service's own command: opaque, not nothing
             return _unwrap(words[i + 1:], depth + 1, programs)
         elif (SCRIPT_FILE.match(head) and len(words) > 1 and depth < MAX_NESTING
               and (words[1] in _OWN_PROGRAMS or words[1] in programs)):

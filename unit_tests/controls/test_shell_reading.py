@@ -79,6 +79,9 @@ def test_a_test_runner_behind_a_coverage_or_display_wrapper_is_the_command(run, 
     ("docker-compose exec -T app bundle exec rspec", [("rspec",)]),
     ("docker exec -it ctr sh -c 'go test ./...'", [("go", "test", "./...")]),
     ("docker compose up -d", [("docker", "compose", "up", "-d")]),
+    ("docker-compose -f docker-compose.test.yml run app bandit -r .", [("bandit", "-r", ".")]),
+    ("docker compose --project-name ci -f a.yml run --rm api npm test", [("npm", "test")]),
+    ("docker-compose -f ci.yml run api-tests", [("docker-compose", "-f", "ci.yml", "run", "api-tests")]),  # its own command
 ])
 def test_a_command_run_in_a_compose_service_or_running_container_is_the_command(run, expected):
     assert [c.argv for c in commands(run)] == expected
