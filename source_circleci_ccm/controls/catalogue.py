@@ -13,7 +13,7 @@ from .knowledge import KnowledgeBase, load_knowledge_base
 from .patterns import Pattern, compile_pattern
 
 MATCHER_FIELDS = ("orb", "orb_version", "orb_command", "orb_job", "job_name", "step_name", "step_type", "run", "context", "filters",
-                  "approval", "switched_on")
+                  "approval", "switched_on", "imports_orb")
 PARAMETER_CONDITIONS = ("matches", "not", "present", "equals")
 SCAN_CONTROLS = ("dependency_scanning", "sast", "image_scanning", "secret_scanning", "iac_scanning")
 DERIVED_CONTROLS = ("approval_gate_before_deploy", "tests_before_deploy", "scans_before_deploy")
@@ -50,6 +50,7 @@ class Rule:
     filters: Pattern | None = None  # every ref the job's filters restrict it to (`branch:main`, `tag:/^v.*/`) matches
     approval: Pattern | None = None  # the name of a `type: approval` job the job requires directly matches
     switched_on: Pattern | None = None  # the name of a parameter the job or orb command is given as true (`snyk-scan: true`)
+    imports_orb: Pattern | None = None  # an orb the configuration's `orbs` section imports, by registry name
     unless: Pattern | None = None
     parameters: dict[str, dict] = field(default_factory=dict)
     signal: str | None = None  # deploy rules: the kind of weak signal this is (none: the rule alone shows a deploy)

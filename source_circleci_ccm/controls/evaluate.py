@@ -132,7 +132,7 @@ class _Analysis:
         self.catalogue = catalogue
         self.model = model
         self.found: dict[tuple[str, int], dict[str, list[dict]]] = {}
-        matcher = Matcher()
+        matcher = Matcher(model.orbs.values())
         for wf in model.workflows:
             for wj in wf.jobs:
                 self.found[(wf.name, wj.index)] = _job_matches(catalogue, wj, matcher)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .catalogue import Rule
@@ -156,26 +156,26 @@ def _match_job(rule: Rule, unit: Unit, content: _ContentMatch) -> str | None:
     return matched or unit.where
 
 
-def match_rule(rule: Rule, unit: Unit) -> str | None:
-    """Return the matched text when every matcher of ``rule`` matches ``unit``."""
-    content = _match_content(rule, unit)
-    return None if content is None else _match_job(rule, unit, content)
-
-
 class Matcher:
     """Matches rules against the units of one configuration, remembering what each unit's own content matched:
     the same step runs in every workflow job that invokes its job (several workflows, a matrix, one job under
     many names), and only the job's name, contexts, filters and approvals differ between them."""
 
-    def __init__(self) -> None:
+    def __init__(self, imported_orbs: Iterable[str] = ()) -> None:
+        self._imported_orbs = tuple(imported_orbs)
         self._content: dict[tuple, list[tuple[Rule, _ContentMatch]]] = {}
+
+    def _imports(self, rule: Rule) -> bool:
+        """``rule``'s `imports_orb`, which holds for every unit of the configuration or for none."""
+        return rule.imports_orb is None or any(rule.imports_orb.search(orb) for orb in self._imported_orbs)
 
     def matches(self, rules: tuple[Rule, ...], unit: Unit) -> Iterator[tuple[Rule, str]]:
         """Each of ``rules`` (in order) that matches ``unit``, with the text it matched."""
         key = (id(rules), unit.content_key())
         candidates = self._content.get(key)
         if candidates is None:
-            candidates = [(rule, c) for rule in rules if (c := _match_content(rule, unit)) is not None]
+            candidates = [(rule, c) for rule in rules
+                          if self._imports(rule) and (c := _match_content(rule, unit)) is not None]
             self._content[key] = candidates
         for rule, content in candidates:
             matched = _match_job(rule, unit, content)

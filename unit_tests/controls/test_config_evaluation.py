@@ -598,11 +598,17 @@ def test_a_step_named_for_building_testing_and_publishing_runs_tests(catalogue):
     assert run(_one_job("build-test-publish", steps), catalogue)["automated_tests"].status == "pass"
 
 
-@pytest.mark.parametrize("version, status", [("dev:alpha", "pass"), ("dev:${CIRCLE_SHA1:0:7}", "pass"), ("dev:latest", "fail")])
-def test_only_the_development_versions_orb_tools_publishes_are_an_orbs_integration_test(version, status, catalogue):
+@pytest.mark.parametrize("version, orb_tools, status", [
+    ("dev:alpha", "orb-tools: circleci/orb-tools@10, ", "pass"),
+    ("dev:${CIRCLE_SHA1:0:7}", "orb-tools: circleci/orb-tools@12, ", "pass"),
+    ("dev:latest", "orb-tools: circleci/orb-tools@10, ", "fail"),
+    ("dev:alpha", "", "fail"),  # a project using an orb's development version is not the orb's repository
+])
+def test_only_the_development_versions_orb_tools_publishes_are_an_orbs_integration_test(version, orb_tools, status,
+                                                                                      catalogue):
     config = f"""
         version: 2.1
-        orbs: {{kube: 'acme/kube-ops@{version}'}}
+        orbs: {{{orb_tools}kube: 'acme/kube-ops@{version}'}}
         jobs:
           build:
             docker: [{{image: cimg/base:current}}]
