@@ -624,6 +624,7 @@ def test_only_the_development_versions_orb_tools_publishes_are_an_orbs_integrati
     ("Run Tests & Generate Gcovr Reports", "pass"), ("Install dependencies and run tests", "pass"),
     ("Build, push image", "fail"), ("Generate test reports", "fail"), ("Run tests then upload", "pass"),
     ("Install test dependencies and build", "fail"), ("Deploy and run load tests", "fail"),
+    ("test healthz endpoint", "fail"), ("Run tests and a health check", "pass"),  # a probe that a service answers
 ])
 def test_a_step_named_for_running_tests_among_other_work_runs_tests(step, status, catalogue):
     steps = f"[checkout, {{run: {{name: {step!r}, command: ./build.sh}}}}]"

@@ -205,6 +205,11 @@ def test_a_package_script_named_deploy_is_a_deploy(catalogue):
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.named-script"
 
 
+def test_a_build_target_named_for_a_deploy_file_makes_the_file_not_a_deploy(catalogue):
+    steps = "[checkout, {run: {name: Create deploy.json, command: bundle exec rake login:deploy_json}}]"
+    assert _deploy_alone("build", steps, catalogue).status != "pass"
+
+
 def test_the_legacy_deploy_step_is_a_deploy(catalogue):
     deploy = _deploy_alone("build", "[checkout, {deploy: {command: ./scripts/ship.sh}}]", catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.deploy-step"
