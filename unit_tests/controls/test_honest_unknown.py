@@ -64,8 +64,13 @@ def test_a_step_named_for_a_scanner_and_a_scan_passes_by_its_name(catalogue):
     assert result.status == "pass" and result.evidence[0]["rule_id"] == "kb.twistcli"
 
 
-def test_installing_a_scanner_is_neither_a_scan_nor_a_reason_for_unknown(catalogue):
-    results = evaluate_config(_config("Install Snyk CLI", "npm install -g snyk"), catalogue)
+@pytest.mark.parametrize("step, command", [
+    ("Install Snyk CLI", "npm install -g snyk"),
+    ("snyk credentials", "snyk config set api=${SNYK_TOKEN}"),
+    ("Authenticate Snyk", "snyk auth $SNYK_TOKEN"),
+])
+def test_setting_a_scanner_up_is_neither_a_scan_nor_a_reason_for_unknown(step, command, catalogue):
+    results = evaluate_config(_config(step, command), catalogue)
     assert all(results[c].status == "fail" for c in SCAN_CONTROLS)
 
 
