@@ -1,7 +1,7 @@
 """Read a `run` step the way a shell does: the simple commands it runs, wrappers taken off.
 
-A multi-line `run` is several commands; `&&`, `||`, `;`, `|` and `&` separate commands too; comments and
-line continuations disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c '...'`, `npx`, `yarn dlx`,
+A multi-line `run` is several commands; `&&`, `||`, `;`, `|` and `&` separate commands too; comments,
+line continuations and the reserved words of `if`, `for` and `while` disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c '...'`, `npx`, `yarn dlx`,
 `pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `bash script.sh`, `python script.py`, `go run pkg@v`, `java -jar`, coverage tools
 (`coverage run -m`, `nyc`, `c8`), `xvfb-run`, `docker run IMAGE`, `docker exec CONTAINER` and
 `docker compose run|exec SERVICE` are unwrapped, so the command they run is what rules see.  A project script
@@ -18,12 +18,12 @@ import re
 from dataclasses import dataclass
 
 # One token per match.  Each alternative starts with characters no other alternative starts with, and a
-# word's parts (plain run, quoted string, escape) do too, so a match is found without backtracking;
+# word's parts (plain run, redirection such as `2>&1`, quoted string, escape) do too, so a match is found without backtracking;
 # an unclosed quote runs to the end of the text instead of failing.
 _TOKEN = re.compile(
     r"""[ \t\r]*(?:(&&|\|\||[;&|\n])"""
     r"""|\#[^\n]*"""
-    r"""|((?:[^\s'"\\;&|]+|'[^']*'?|"(?:[^"\\]|\\[\s\S]?)*"?|\\[\s\S]?)+))""",
+    r"""|((?:[^\s'"\\;&|<>]+|[<>]+&?|'[^']*'?|"(?:[^"\\]|\\[\s\S]?)*"?|\\[\s\S]?)+))""",
 )
 _UNQUOTE = re.compile(r"""'([^']*)'?|"((?:[^"\\]|\\[\s\S]?)*)"?|\\([\s\S]?)""")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
@@ -31,7 +31,7 @@ _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # `$CARGO`, `${NPM}`: a variable holding a program (Make's convention, `export CARGO=$(rustup which cargo)`)
 _VARIABLE = re.compile(r"\$\{?([A-Za-z][A-Za-z0-9]*)\}?")
 # Programs that only print, wait or exit: a step of nothing else neither deploys, tests nor scans.
-NO_OP_PROGRAMS = frozenset({"echo", "printf", "true", ":", "exit", "sleep"})
+NO_OP_PROGRAMS = frozenset({"echo", "printf", "true", ":", "exit", "sleep", "[", "[["})  # `[ -f x ]`: a condition
 # Builtins that only set the shell up (directory, variables): never the command that does a step's work.
 SETUP_PROGRAMS = frozenset({"cd", "pushd", "popd", "export", "set", "source", ".", "mkdir", "chmod", "which"})
 MAX_NESTING = 3  # sh -c "bash -c '...'" nests; deeper is not worth reading
@@ -40,6 +40,11 @@ MAX_WORDS = 256  # words kept of one command
 
 # Prefixes that run the rest of the line as the command (options of their own are skipped).
 _PREFIXES = {"sudo", "env", "time", "nice", "nohup", "exec", "command", "xargs", "timeout", "stdbuf", "unbuffer"}
+# The shell's reserved words (POSIX "Shell Grammar"): those before a command (`if snyk test; then`, `then npm
+# audit`, `do pytest`) leave it to run; a loop's or case's header (`for f in *.yml`) and the words that close a
+# compound command (`fi`, `done`) run nothing.
+_RESERVED_BEFORE_A_COMMAND = {"if", "then", "else", "elif", "do", "while", "until", "!"}
+_RESERVED_RUNNING_NOTHING = {"for", "case", "select", "function", "fi", "done", "esac"}
 _PREFIX_OPTIONS_WITH_VALUE = {"-u", "-g", "-n", "-I", "-L", "-P", "-s", "-k", "--user", "--group"}
 # `runner SUBCOMMAND tool args`: package runners and environment managers.
 _RUNNERS = {
@@ -211,8 +216,14 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
         if words[0].startswith("$"):
             words = [_program_in_variable(words[0], programs) or words[0]] + words[1:]
         head = _program_name(words[0])
-        if _ASSIGNMENT.match(words[0]):
+        if words[0] in _RESERVED_BEFORE_A_COMMAND:
             words = words[1:]
+            if words and words[0][:1] in ("(", "{"):  # `do (cd app && pytest)`: a subshell opens after the word
+                words = ([words[0].lstrip("({")] if words[0].lstrip("({") else []) + words[1:]
+        elif _ASSIGNMENT.match(words[0]):
+            words = words[1:]
+        elif words[0] in _RESERVED_RUNNING_NOTHING:
+            return []
         elif head in _PREFIXES:
             i = _skip_options(words, 1, _PREFIX_OPTIONS_WITH_VALUE)
             if head == "env":

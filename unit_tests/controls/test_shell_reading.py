@@ -75,6 +75,16 @@ def test_a_test_runner_behind_a_coverage_or_display_wrapper_is_the_command(run, 
 
 
 @pytest.mark.parametrize("run, expected", [
+    ("if [ -n \"$CI\" ]; then\n  npm audit --audit-level=high\nfi", [("[", "-n", "$CI", "]"), ("npm", "audit", "--audit-level=high")]),
+    ("for d in api web; do (cd $d && pytest); done", [("cd", "$d"), ("pytest",)]),
+    ("while ! curl -sf localhost:8080 >/dev/null 2>&1; do sleep 1; done", [("curl", "-sf", "localhost:8080", ">/dev/null", "2>&1"), ("sleep", "1")]),
+    ("if snyk test; then echo ok; else exit 1; fi", [("snyk", "test"), ("echo", "ok"), ("exit", "1")]),
+])
+def test_the_reserved_words_of_if_for_and_while_leave_the_commands_they_run(run, expected):
+    assert [c.argv for c in commands(run)] == expected
+
+
+@pytest.mark.parametrize("run, expected", [
     ("docker compose run --rm -e CI=1 web pytest -x", [("pytest", "-x")]),
     ("docker-compose exec -T app bundle exec rspec", [("rspec",)]),
     ("docker exec -it ctr sh -c 'go test ./...'", [("go", "test", "./...")]),
