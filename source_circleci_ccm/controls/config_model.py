@@ -508,7 +508,9 @@ def _matrix(key: str, params: dict, limit: int) -> list[tuple[str, str, dict]]:
         return [(name, "", {})]
     named_by_values = bool(_MATRIX_PARAM_RE.search(name))
     alias = str(matrix.get("alias") or (key if named_by_values else name))
-    axes = [(str(p), _as_list(v)) for p, v in grid.items()]
+    # an expansion's name gives the values in the order of the parameters' names, not as written (`version`, `platform`
+    # make `build-macos-0.1`: support.circleci.com/hc/en-us/articles/360046060714)
+    axes = sorted((str(p), _as_list(v)) for p, v in grid.items())
     # An `exclude` entry names one whole combination; looked up by key, and every combination passed over is one
     # excluded, so the loop ends after `limit` plus as many as are excluded whatever the size of the grid.
     excluded = {_combination(e) for e in _as_list(matrix.get("exclude")) if isinstance(e, dict)}

@@ -184,6 +184,23 @@ def test_requires_on_the_filled_in_names_of_a_matrix_reach_the_expansions_and_th
     assert evaluate_config(MATRIX_NAMED_BY_VALUES, catalogue)["tests_before_deploy"].status == "pass"
 
 
+def test_a_matrix_expansion_is_named_by_its_parameters_in_the_order_of_their_names():
+    config = """
+        version: 2.1
+        jobs:
+          build:
+            parameters: {version: {type: string}, platform: {type: string}}
+            docker: [{image: cimg/base:current}]
+            steps: [checkout]
+        workflows:
+          main:
+            jobs:
+              - build: {matrix: {parameters: {version: ["0.1"], platform: [macos, linux]}}}
+        """
+    [workflow] = build_model(yaml.safe_load(textwrap.dedent(config))).workflows
+    assert [job.name for job in workflow.jobs] == ["build-macos-0.1", "build-linux-0.1"]  # as CircleCI names them
+
+
 INLINE_ORB_SOURCE = textwrap.dedent("""
     version: 2.1
     orbs:
