@@ -255,9 +255,12 @@ class KnowledgeBase:
         return [Hit(tool.id, control, command.line) for tool, control in hits if control]
 
     def _single_purpose(self, name: str) -> list[Tool]:
-        """The tools whose program ``name`` is and that scan for one control only: a target, environment or script
-        so named cannot be anything else (`make trivy` could be any of Trivy's scans)."""
-        return [tool for tool in self._by_executable.get(name.lower(), ())
+        """The tools whose program or name ``name`` is (`bandit`, `sonarqube`, `npm-audit`) and that scan for one
+        control only: a target, environment or script so named cannot be anything else (`make trivy` could be any
+        of Trivy's scans)."""
+        by_program = self._by_executable.get(name.lower(), [])
+        by_name = [t for t in self._by_word.get(" ".join(_WORD.findall(name.lower())), []) if t not in by_program]
+        return [tool for tool in by_program + by_name
                 if tool.control and set(tool.subcommands.values()) <= {tool.control, None}]
 
     def _environments(self, exe: str, args: tuple[str, ...]) -> list[str]:

@@ -164,6 +164,8 @@ def test_options_and_sources_that_choose_a_scan_decide_what_is_credited(run, cre
     ("mvn org.owasp:dependency-check-maven:9.0.9:check", "dependency_scanning"),
     ("mvn -B org.sonatype.ossindex.maven:ossindex-maven-plugin:3.2.0:audit", "dependency_scanning"),
     ("mvn org.sonatype.ossindex.maven:ossindex-maven-plugin:audit", "dependency_scanning"),
+    ("./gradlew snyk-test snyk-monitor", "dependency_scanning"),  # the Snyk Gradle plugin's tasks
+    ("mvn io.snyk:snyk-maven-plugin:2.2.0:test", "dependency_scanning"),
 ])
 def test_a_maven_plugin_goal_written_with_its_coordinates_is_found_by_plugin_and_goal(run, control, catalogue):
     assert evaluate_config(_config(f"[{{run: {run!r}}}]"), catalogue)[control].status == "pass"
@@ -200,6 +202,7 @@ def test_an_opaque_step_named_for_a_package_managers_audit_is_a_dependency_scan(
     ("nox --session=bandit", "sast", "pass"),
     ("tox -e trivy", "image_scanning", "fail"),  # Trivy scans for several controls: the name cannot say which
     ("bin/brakeman.sh", "sast", "pass"),  # a project script named as a scanner
+    ("./tools/bin/sonarqube.sh", "sast", "pass"),  # ... or as the product the scanner belongs to
     ("npm run snyk-test", "dependency_scanning", "pass"),  # a package script named for a tool's call
     ("npm run snyk-protect", "dependency_scanning", "fail"),
     ("snyk-to-html -i results.json -o results.html", "dependency_scanning", "fail"),
