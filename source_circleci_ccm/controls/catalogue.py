@@ -79,6 +79,7 @@ class NotDeploy:
     work_names: Pattern  # a step so named builds, tests or lints ...
     shipping_words: Pattern  # ... unless its name also says it ships
     teardowns: dict[str, frozenset[str]]  # program -> subcommands that tear down what it deployed
+    local_clusters: dict[str, tuple[tuple[str, ...], ...]]  # program -> subcommands, as words, that start a cluster in the job
 
 
 @dataclass
@@ -253,6 +254,8 @@ def _not_deploy(raw: dict) -> NotDeploy:
         work_names=_compile("not_deploy", "work_names", raw["work_names"]),
         shipping_words=_compile("not_deploy", "shipping_words", raw["shipping_words"]),
         teardowns={program: frozenset(subcommands) for program, subcommands in raw["teardowns"].items()},
+        local_clusters={program: tuple(tuple(s.split()) for s in subcommands)
+                        for program, subcommands in raw["local_clusters"].items()},
     )
 
 

@@ -9,7 +9,8 @@ kinds make a deploy together, on a job that does something besides what the cata
 that does not hand what it made on to a later job through the workspace, and whose name does not say it is one
 of those.  A name that says so (`deploy-notify`, "Publish test results") is no deploy signal either,
 and a deploy the job tears down again (`terraform apply` ... `terraform destroy`) is test infrastructure, as is an
-orb's apply job whose workflow runs the same orb's teardown job with the same settings.
+orb's apply job whose workflow runs the same orb's teardown job with the same settings, and what a job deploys after
+starting a Kubernetes cluster on the CI machine (`minikube start`, `kind create cluster`).
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ def job_deploy_evidence(catalogue: Catalogue, wj: WorkflowJob, matcher: Matcher)
     not_deploy, rules = catalogue.not_deploy, catalogue.rules_for(DEPLOY)
     strong: list[dict] = []
     weak: dict[str, tuple[Rule, Unit, str]] = {}  # signal kind -> first rule, unit and text that showed it
-    for position, unit in enumerate(wj.units):
+    local_cluster_at = next((position for position, unit in enumerate(wj.units)
+                             if any(_starts_local_cluster(not_deploy, c.argv) for c in unit.commands)), len(wj.units))
+    for position, unit in enumerate(wj.units[:local_cluster_at]):  # from there on, deploys go to that cluster
         unit_has_strong = False
         for rule, matched in matcher.matches(rules, unit):
             if ((unit_has_strong and rule.signal is None) or rule.signal in weak
@@ -79,6 +82,11 @@ def fixture_applies(not_deploy: NotDeploy, jobs: list[WorkflowJob]) -> set[int]:
             teardowns.add((call[0], setting(job)))
     return {job.index for job in jobs if teardowns and (call := orb_call(job))
             and call[1] not in not_deploy.teardowns.get(call[2], ()) and (call[0], setting(job)) in teardowns}
+
+
+def _starts_local_cluster(not_deploy: NotDeploy, argv: tuple[str, ...]) -> bool:
+    """`minikube start`, `kind create cluster`: a Kubernetes cluster on the CI machine, for the job's tests."""
+    return any(argv[1:1 + len(words)] == words for words in not_deploy.local_clusters.get(argv[0], ()))
 
 
 def _uploads_reports(unit: Unit, not_deploy: NotDeploy) -> bool:

@@ -210,6 +210,40 @@ def test_a_build_target_named_for_a_deploy_file_makes_the_file_not_a_deploy(cata
     assert _deploy_alone("build", steps, catalogue).status != "pass"
 
 
+def test_pushing_to_a_registry_on_the_ci_machine_is_not_a_deploy(catalogue):
+    steps = "[checkout, {run: docker push localhost:5000/app}]"
+    assert _deploy_alone("build", steps, catalogue).status != "pass"
+
+
+@pytest.mark.parametrize("start", ["minikube start --driver=none", "kind create cluster --name ci", "k3d cluster create ci"])
+def test_what_a_job_deploys_into_a_cluster_it_started_on_the_ci_machine_is_not_a_deploy(start, catalogue):
+    steps = f"[checkout, {{run: {start!r}}}, {{run: {{name: Deploy k8s connector, command: ./deploy_connector.sh}}}}, {{run: helm install app ./chart}}]"
+    assert _deploy_alone("build_test", steps, catalogue).status != "pass"
+
+
+def test_a_deploy_before_a_job_starts_a_local_cluster_is_still_a_deploy(catalogue):
+    steps = "[checkout, {run: helm upgrade --install app ./chart}, {run: kind create cluster}]"
+    assert _deploy_alone("release", steps, catalogue).status == "pass"
+
+
+@pytest.mark.parametrize("script, status", [("./tools/bin/docker_deploy.sh", "pass"), ("./scripts/post_deploy.sh", "not_applicable")])
+def test_a_project_script_named_for_what_it_deploys_is_a_deploy(script, status, catalogue):
+    assert _deploy_alone("build", f"[checkout, {{run: {script}}}]", catalogue).status == status
+
+
+def test_a_deploy_named_job_held_for_approval_that_only_prints_and_checks_health_is_not_a_deploy(catalogue):
+    steps = ("[checkout, {run: {name: Simulate deployment, command: 'echo Deploying; sleep 2'}},"
+             " {run: {name: Health check, command: 'curl -sf https://app.example.com/health > /dev/null 2>&1'}}]")
+    deploy = _deploy(_job("deploy-prod", steps), """
+        workflows:
+          main:
+            jobs:
+              - hold: {type: approval}
+              - deploy-prod: {requires: [hold], filters: {branches: {only: main}}}
+        """, catalogue)
+    assert deploy.status == "not_applicable"
+
+
 def test_the_legacy_deploy_step_is_a_deploy(catalogue):
     deploy = _deploy_alone("build", "[checkout, {deploy: {command: ./scripts/ship.sh}}]", catalogue)
     assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.deploy-step"
@@ -353,6 +387,7 @@ def test_a_deploy_command_in_a_job_that_persists_its_outputs_is_still_a_deploy(c
     "bundle exec rake release", "dart pub publish --force", "flutter pub publish -f", "cargo release --execute",
     "docker compose push", "docker-compose -f prod.yml push", "buildah push app", "npx netlify-cli deploy --prod --dir=build",
     "azcopy copy ./dist 'https://acct.blob.core.windows.net/$web' --recursive", "git push -f origin gh-pages",
+    "skaffold build --default-repo=registry.example.com --file-output=tags.json",
 ])
 def test_documented_deploy_and_publish_commands_make_a_job_a_deploy(command, catalogue):
     deploy = _deploy_alone("build", f"[checkout, {{run: {command!r}}}]", catalogue)
