@@ -306,7 +306,7 @@ def test_tests_run_through_a_wrapper_or_in_a_container_are_automated_tests(comma
     "npx elm-test", "busted", "prove -lr t", "forge test", "npx hardhat test", "truffle test", "terraform test",
     "shellspec", "kitchen test", "molecule test", "helm unittest chart/", "ember test", "react-scripts test --watchAll=false",
     "vue-cli-service test:unit", "ant test", "container-structure-test test --image app --config t.yaml",
-    "mage test", "mage test:unit", "./bin/mage ci:test", "go run mage.go test", "task test:integration", "task test", "just test", "earthly +test", "dagger call test", "inv test", "spin test",
+    "mage test", "mage test:unit", "make api.test", "./bin/mage ci:test", "go run mage.go test", "task test:integration", "task test", "just test", "earthly +test", "dagger call test", "inv test", "spin test",
     "script/cibuild", "script/test", "make -j4 parallel_test", "make -j1 tests/test_search.py", "scripts/ci_tests.sh",
     "composer functional", "npm run acceptance", "inspec exec profiles/cis-docker", "goss validate", "dgoss run app:1",
     # build lifecycles whose documented phases run the tests (maven.apache.org/guides/introduction/
@@ -638,6 +638,18 @@ def test_a_step_named_test_that_runs_a_scanner_is_that_scan_not_a_test_suite(cat
 
 def test_an_orb_job_that_runs_tests_under_a_prefix_runs_tests(catalogue):
     assert run(_orb_workflow("cjw296/python-ci@5", "pip-run-tests", "{}"), catalogue)["automated_tests"].status == "pass"
+
+
+@pytest.mark.parametrize("job, status", [("go_test_unit", "pass"), ("test-package", "pass"), ("go_test_sonar", "fail"),
+                                         ("deploy-test-env", "fail")])
+def test_an_orb_job_named_test_and_what_it_tests_runs_tests(job, status, catalogue):
+    assert run(_orb_workflow("acme/ci@1", job, "{}"), catalogue)["automated_tests"].status == status
+
+
+@pytest.mark.parametrize("step, status", [("Build test image", "pass"), ("Build Docker image (test environment)", "fail")])
+def test_building_a_dockerfiles_test_stage_runs_tests_unless_the_step_says_it_builds_their_environment(step, status, catalogue):
+    steps = f"[checkout, {{run: {{name: {step!r}, command: docker build --target test -t app:test .}}}}]"
+    assert run(_one_job("build", steps), catalogue)["automated_tests"].status == status
 
 
 @pytest.mark.parametrize("params, control, status", [
