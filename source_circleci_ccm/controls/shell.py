@@ -1,9 +1,10 @@
 """Read a `run` step the way a shell does: the simple commands it runs, wrappers taken off.
 
-A multi-line `run` is several commands; `&&`, `||`, `;`, `|` and `&` separate commands too; comments,
-line continuations and the reserved words of `if`, `for` and `while` disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`, `sh -c '...'`, `npx`, `yarn dlx`,
-`pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `bash script.sh`, `python script.py`, `go run pkg@v`, `java -jar`, coverage tools
-(`coverage run -m`, `nyc`, `c8`), `xvfb-run`, `docker run IMAGE`, `docker exec CONTAINER` and
+A multi-line `run` is several commands; `&&`, `||`, `;`, `|` and `&` separate commands too; comments, line
+continuations and the reserved words of `if`, `for` and `while` disappear; `FOO=bar`, `sudo`, `env`, `time`, `xargs`,
+`sh -c '...'`, `npx`, `yarn dlx`, `pnpm exec`, `bundle exec`, `poetry run`, `python -m`, `bash script.sh`, `python
+script.py`, `go run pkg@v`, `java -jar`, coverage tools (`coverage run -m`, `nyc`, `c8`), `xvfb-run`, `docker run IMAGE`,
+`docker exec CONTAINER` and
 `docker compose run|exec SERVICE` are unwrapped, so the command they run is what rules see.  A project script
 given a known program and its arguments (`./project.rb gradle dependencyCheckAnalyze`, `./with-env.sh npm test`)
 runs that program too, and `$CARGO audit` runs cargo when the caller knows the program.  `eval` runs its text, with
@@ -18,7 +19,8 @@ import re
 from dataclasses import dataclass
 
 # One token per match.  Each alternative starts with characters no other alternative starts with, and a
-# word's parts (plain run, redirection such as `2>&1`, quoted string, escape) do too, so a match is found without backtracking;
+# word's parts (plain run, redirection such as `2>&1`, quoted string, escape) do too, so a match is found without
+# backtracking;
 # an unclosed quote runs to the end of the text instead of failing.
 _TOKEN = re.compile(
     r"""[ \t\r]*(?:(&&|\|\||[;&|\n])"""
@@ -217,9 +219,8 @@ def _unwrap(words: list[str], depth: int, programs: frozenset[str]) -> list[Comm
             words = [_program_in_variable(words[0], programs) or words[0]] + words[1:]
         head = _program_name(words[0])
         if words[0] in _RESERVED_BEFORE_A_COMMAND:
-            words = words[1:]
-            if words and words[0][:1] in ("(", "{"):  # `do (cd app && pytest)`: a subshell opens after the word
-                words = ([words[0].lstrip("({")] if words[0].lstrip("({") else []) + words[1:]
+            after = words[1].lstrip("({") if len(words) > 1 else ""  # `do (cd app && pytest)`: a subshell may open
+            words = ([after] if after else []) + words[2:]
         elif _ASSIGNMENT.match(words[0]):
             words = words[1:]
         elif words[0] in _RESERVED_RUNNING_NOTHING:
