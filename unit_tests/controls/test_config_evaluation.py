@@ -641,9 +641,15 @@ def test_an_orb_job_that_runs_tests_under_a_prefix_runs_tests(catalogue):
 
 
 @pytest.mark.parametrize("job, status", [("go_test_unit", "pass"), ("test-package", "pass"), ("go_test_sonar", "fail"),
-                                         ("deploy-test-env", "fail")])
+                                         ("deploy-test-env", "fail"), ("phpunit", "pass"), ("cypress", "pass")])
 def test_an_orb_job_named_test_and_what_it_tests_runs_tests(job, status, catalogue):
     assert run(_orb_workflow("acme/ci@1", job, "{}"), catalogue)["automated_tests"].status == status
+
+
+@pytest.mark.parametrize("job, control", [("scan_dependencies", "dependency_scanning"), ("dependency-scan", "dependency_scanning"),
+                                          ("scan_dockerfile", "iac_scanning"), ("terraform-scan", "iac_scanning")])
+def test_an_orb_job_named_for_scanning_dependencies_or_infrastructure_code_is_that_scan(job, control, catalogue):
+    assert run(_orb_workflow("acme/security@1", job, "{}"), catalogue)[control].status == "pass"
 
 
 @pytest.mark.parametrize("step, status", [("Build test image", "pass"), ("Build Docker image (test environment)", "fail")])

@@ -264,6 +264,16 @@ def test_pushing_a_commit_back_to_the_branch_is_not_a_deploy(catalogue):
     assert deploy.status == "not_applicable"
 
 
+def test_an_orb_job_named_for_pushing_to_a_registry_or_catalogue_publishes(catalogue):
+    deploy = _deploy("", """
+        orbs: {architect: giantswarm/architect@5}
+        workflows:
+          main:
+            jobs: [architect/push-to-app-catalog]
+        """, catalogue)
+    assert deploy.status == "pass" and deploy.evidence[0]["rule_id"] == "deploy.orb-build-docker-publish"
+
+
 def test_an_orb_job_that_builds_an_image_publishes_it(catalogue):
     deploy = _deploy("", """
         workflows:
