@@ -273,6 +273,40 @@ def test_a_sync_killed_part_way_resumes_from_its_last_state_and_loses_nothing() 
     assert asked_again == [], f"{len(asked_again)} of {len(done)} checkpointed pipelines read again"
 
 
+def test_a_state_counts_a_pipeline_done_only_after_every_record_of_it_is_written() -> None:
+    """Why a sync killed at any moment loses nothing: each state comes after every record of the pipelines it
+    counts done. (The CDK closes a partition on its worker thread before the main thread writes its records;
+    the cursor counts a partition only when its in-band end marker reaches the main thread, after them.)"""
+    settings = SimulatorSettings.preset("small", latency_ms=5)
+    with Simulator(settings) as sim:
+        truth = sim.truth()
+        config = {"api_token": sim.token, "api_url": sim.base_url, "num_workers": 8}
+        output = run_connector("read", config, catalog(ACTIVITY_STREAMS), None, timeout=120)
+    assert output.returncode == 0 and not output.errors
+    pipeline_of = {r["id"]: r["id"] for r in truth["pipelines"]}
+    pipeline_of.update({r["id"]: r["pipeline_id"] for stream in ("workflows", "jobs") for r in truth[stream]})
+    pipelines = {p["id"]: p for p in truth["pipelines"]}
+    emitted: dict[tuple[str, str], Counter[str]] = {}  # (stream, pipeline) -> records of it the sync writes
+    for record_stream in ACTIVITY_STREAMS:
+        for record_id in output.ids(record_stream):
+            emitted.setdefault((record_stream, pipeline_of[record_id]), Counter())[record_id] += 1
+    written: dict[tuple[str, str], Counter[str]] = {}
+    states = 0
+    for message in output.messages:
+        if message["type"] == "RECORD":
+            stream = message["record"]["stream"]
+            key = (stream, pipeline_of[message["record"]["data"]["id"]])
+            written.setdefault(key, Counter())[message["record"]["data"]["id"]] += 1
+        elif message["type"] == "STATE":
+            stream = message["state"]["stream"]["stream_descriptor"]["name"]
+            states += 1
+            for (record_stream, pipeline_id), records in emitted.items():
+                if record_stream == stream and _checkpointed_done(message["state"], pipelines[pipeline_id]):
+                    assert written.get((stream, pipeline_id), Counter()) >= records, (
+                        f"a {stream} state counted pipeline {pipeline_id} done before all its records were written")
+    assert states > len(ACTIVITY_STREAMS), "the sync checkpointed as it went, not only at the end"
+
+
 def _checkpointed_done(state_message: dict, pipeline: dict) -> bool:
     """The state counts the pipeline done in its feed, and not as unfinished work to look at again."""
     feed = ((state_message["stream"].get("stream_state") or {}).get("feeds") or {}).get(pipeline["org_slug"]) or {}

@@ -39,7 +39,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_circleci_ccm.components.client import CircleCIClient, CircleCIUnavailable
 from source_circleci_ccm.components.crawl import ActivityCrawl, Consumer
-from source_circleci_ccm.components.cursor import ActivityCursor, KeyedCursor
+from source_circleci_ccm.components.cursor import ActivityCursor, KeyedCursor, PartitionWritten
 from source_circleci_ccm.components.http import CircleCISession
 from source_circleci_ccm.components.progress import parse_time
 from source_circleci_ccm.components.security_controls import SecurityControls, catalogue_from_config
@@ -164,6 +164,9 @@ class SourceCircleciCcm(Source):
             if unknown_org:
                 raise AirbyteTracedException(message=unknown_org, failure_type=FailureType.config_error)
             for message in run.read(logger, self._catalog or catalog):
+                if message.type == Type.LOG and isinstance(message.log, PartitionWritten):
+                    yield from run.partition_written(message.log.partition)  # its records are out: state may count them
+                    continue
                 if message.type == Type.RECORD and message.record is not None:
                     schema_check.observe(message.record.stream, message.record.data)
                 yield message
@@ -281,6 +284,15 @@ class _Run:
             message_repository=self.message_repository,
         )
         yield from source.read(selected)
+
+    def partition_written(self, partition: Any) -> Iterator[AirbyteMessage]:
+        """A partition's records are all written (see `cursor.PartitionWritten`): its stream's cursor counts them,
+        and the state it writes goes out now, after them."""
+        name = partition.stream_name()
+        cursor = self._cursors.get(name) or self.sync.list_cursors.get(name)
+        if cursor is not None:
+            cursor.partition_written(partition)
+        yield from self.message_repository.consume_queue()
 
     def report(self, logger: logging.Logger) -> None:
         summary = self.client.skips.summary()

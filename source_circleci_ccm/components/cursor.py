@@ -1,8 +1,14 @@
 """The cursor of an activity stream: it owns the stream's state, from the previous one to the next.
 
 It reads the previous state when built, is told which units of work (pipelines) the stream will emit, in
-feed order, by the crawl, is told that a unit's records were all emitted by the CDK (`close_partition`), and
-writes the next state as the sync runs. Nothing else reads or writes a stream's state.
+feed order, by the crawl, is told that a unit's records were all written (`partition_written`), and writes
+the next state as the sync runs. Nothing else reads or writes a stream's state.
+
+"Written" is learnt in band. The CDK calls `close_partition` on the worker thread as soon as the partition's
+records are queued, before the main thread has written them (airbyte-cdk 7, `PartitionReader`), so a state
+written then could count records that a sync killed a moment later never wrote. Each partition therefore
+ends with a `PartitionWritten` marker, which reaches the main thread through the same queue only after the
+partition's records; the source hands it to the cursor there and writes the state that follows from it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,9 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Mapping, MutableMapping, Optional
 
+from dataclasses import dataclass
+
+from airbyte_cdk.models import AirbyteLogMessage, Level
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.message import MessageRepository
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor
@@ -22,8 +31,28 @@ from source_circleci_ccm.components.progress import StreamProgress, Unit
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 
+@dataclass
+class PartitionWritten(AirbyteLogMessage):
+    """In-band marker a partition yields after its last record (the CDK passes a log message a partition yields
+    through its record queue); the source takes it out of the output and hands it to the stream's cursor."""
+
+    partition: Optional[Partition] = None
+
+
+class _EndOfPartition(Record):
+    def __bool__(self) -> bool:
+        return True  # the CDK's queue loop tests each item's truth, and a Record's is its data's length
+
+
+def end_of(partition: Partition) -> Record:
+    """What a partition yields after its last record, so its cursor learns when those records are written."""
+    marker = PartitionWritten(level=Level.DEBUG, message=f"{partition.stream_name()}: partition written", partition=partition)
+    return _EndOfPartition(data=marker, stream_name=partition.stream_name())  # type: ignore[arg-type]  # a log message is stream data too
+
+
 class _StateCursor(Cursor):
-    """What both cursors share: they write their stream's state themselves, whatever the records say."""
+    """What both cursors share: they write their stream's state themselves, whatever the records say, once the
+    records it counts are written (`partition_written`, on the main thread), never from `close_partition`."""
 
     stream_name: str
     _state_manager: ConnectorStateManager
@@ -37,6 +66,12 @@ class _StateCursor(Cursor):
 
     def ensure_at_least_one_state_emitted(self) -> None:
         self._emit_state()
+
+    def close_partition(self, partition: Partition) -> None:
+        """Called on the worker thread before the partition's records are written: nothing is counted yet."""
+
+    def partition_written(self, partition: Partition) -> None:
+        raise NotImplementedError
 
     def _emit_state(self) -> None:
         self._state_manager.update_state_for_stream(self.stream_name, None, self.state)
@@ -66,9 +101,9 @@ class ActivityCursor(_StateCursor):
     def state(self) -> MutableMapping[str, Any]:
         return self.progress.state()
 
-    def close_partition(self, partition: Partition) -> None:
-        """The CDK has emitted every record of the partition: its units are done (progress is counted in
-        units of work, not records)."""
+    def partition_written(self, partition: Partition) -> None:
+        """Every record of the partition is written: its units are done (progress is counted in units of work,
+        not records)."""
         for unit in units_of(partition):
             self.progress.unit_emitted(unit)
         if time.monotonic() - self._last_checkpoint >= CHECKPOINT_INTERVAL_SECONDS:
@@ -101,6 +136,7 @@ class KeyedCursor(_StateCursor):
         previous = (previous_state or {}).get("keys") if isinstance(previous_state, Mapping) else None
         self._previous: dict[str, Any] = dict(previous) if isinstance(previous, Mapping) else {}
         self._next: dict[str, Any] = dict(self._previous)
+        self._read_whole: dict[str, Any] = {}  # keys whose partition was read whole, until its records are written
         self._lock = threading.Lock()
         self._state_manager = state_manager
         self._message_repository = message_repository
@@ -110,14 +146,19 @@ class KeyedCursor(_StateCursor):
         return self._previous.get(key)
 
     def advance(self, key: str, value: Any) -> None:
-        """The partition of `key` was read whole: the next sync starts from `value`."""
+        """The partition of `key` was read whole: once its records are written, the next sync starts from `value`."""
         with self._lock:
-            self._next[key] = value
+            self._read_whole[key] = value
 
     @property
     def state(self) -> MutableMapping[str, Any]:
         with self._lock:
             return {"keys": dict(self._next)}
 
-    def close_partition(self, partition: Partition) -> None:
+    def partition_written(self, partition: Partition) -> None:
+        """The records of an organisation's partition are written: its key moves, if it was read whole."""
+        key = (partition.to_slice() or {}).get("org_id")
+        with self._lock:
+            if key in self._read_whole:
+                self._next[key] = self._read_whole.pop(key)
         self._emit_state()

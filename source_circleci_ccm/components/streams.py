@@ -25,7 +25,7 @@ from airbyte_cdk.sources.types import Record
 
 from source_circleci_ccm.components import skips
 from source_circleci_ccm.components.client import CircleCIClient
-from source_circleci_ccm.components.cursor import KeyedCursor
+from source_circleci_ccm.components.cursor import KeyedCursor, end_of
 from source_circleci_ccm.components.progress import format_time, parse_time
 from source_circleci_ccm.components.crawl import (
     CONFIG,
@@ -489,6 +489,7 @@ class ListPartition(Partition):
     def read(self) -> Iterable[Record]:
         for data in self._read():
             yield Record(data=data, stream_name=self._stream_name)
+        yield end_of(self)
 
     def to_slice(self) -> Optional[Mapping[str, Any]]:
         return dict(self._parent)
@@ -525,6 +526,7 @@ class WorkPartition(Partition):
             for item in self._items:
                 for data in self._stream.records(self._sync, self._consumer, item):
                     yield Record(data=data, stream_name=self._stream.name)
+            yield end_of(self)
         finally:
             for item in self._items:
                 item.work.release_slot()
