@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping, MutableMapping, Optional
-
 from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, MutableMapping, Optional
 
 from airbyte_cdk.models import AirbyteLogMessage, Level
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
@@ -46,8 +45,9 @@ class _EndOfPartition(Record):
 
 def end_of(partition: Partition) -> Record:
     """What a partition yields after its last record, so its cursor learns when those records are written."""
-    marker = PartitionWritten(level=Level.DEBUG, message=f"{partition.stream_name()}: partition written", partition=partition)
-    return _EndOfPartition(data=marker, stream_name=partition.stream_name())  # type: ignore[arg-type]  # a log message is stream data too
+    name = partition.stream_name()
+    marker = PartitionWritten(level=Level.DEBUG, message=f"{name}: partition written", partition=partition)
+    return _EndOfPartition(data=marker, stream_name=name)  # type: ignore[arg-type]  # a log message is stream data too
 
 
 class _StateCursor(Cursor):
